@@ -1,0 +1,119 @@
+/*
+ * smtp_session.h - one SMTP server session (RFC 5321 + ESMTP extensions).
+ *
+ * A session lives in one worker's event loop.  It reads commands from a
+ * bufferevent, answers them (replies to pipelined commands go out in one
+ * write), asks the filter chain (plugins, later restrictions, milters and
+ * policy services) at every stage, streams DATA/BDAT content into a queue
+ * file, and answers 250 only when queue_commit() says the message is on
+ * stable storage.
+ *
+ * While a filter is pending the session stops reading input (what the
+ * client already sent stays buffered) and resumes when the verdict comes.
+ *
+ * This struct is the core's; plugins see it only as the opaque sluice_txn
+ * through plugin_api.c.
+ */
+#ifndef SLUICE_SMTP_SESSION_H
+#define SLUICE_SMTP_SESSION_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+#include "queue.h"
+
+struct event_base;
+struct bufferevent;
+struct event;
+struct listener;
+struct config;
+struct filter_run;
+
+enum smtp_state {
+	SS_GREETING,    /* banner not yet sent (connect filters pending) */
+	SS_COMMAND,     /* reading commands */
+	SS_DATA,        /* reading DATA content */
+	SS_BDAT,        /* reading a BDAT chunk */
+	SS_FILTER,      /* waiting on a filter verdict */
+	SS_COMMIT,      /* waiting for the queue commit */
+	SS_CLOSING      /* output drains, then free */
+};
+
+/* Command counters for the "disconnect from" line. */
+enum smtp_cmd_id {
+	CMD_HELO, CMD_EHLO, CMD_MAIL, CMD_RCPT, CMD_DATA, CMD_BDAT, CMD_RSET,
+	CMD_NOOP, CMD_QUIT, CMD_VRFY, CMD_HELP, CMD_STARTTLS, CMD_AUTH,
+	CMD_ETRN, CMD_UNKNOWN, CMD__COUNT
+};
+
+struct smtp_limits {            /* copied from the listener's config at connect */
+	long long message_size_limit, header_size_limit, line_length_limit;
+	long long recipient_limit, timeout, error_sleep_time;
+	long long soft_error_limit, hard_error_limit, junk_command_limit;
+	bool forbid_bare_newline, strict_rfc821_envelopes, disable_vrfy;
+	bool helo_required;
+};
+
+struct smtp_txn {               /* one mail transaction (MAIL .. end of DATA) */
+	bool active;                /* MAIL accepted */
+	struct queue_envelope env;  /* sender, recipients, DSN, ... */
+	int rcpt_alloc;
+	const char *cur_rcpt;       /* RCPT being checked by filters */
+	struct queue_file *qf;      /* open while content is received */
+	long long declared_size;
+	bool discard, hold;         /* filter decisions for this message */
+	char *hold_reason;
+	/* headers of the received message, for header hooks and eom edits */
+	struct smtp_header { char *name; char *value; } *hdr; int nhdr, hdr_alloc;
+	bool hdr_modified;
+	bool bdat_used;             /* BDAT started: DATA no longer allowed */
+	bool content_error;         /* message rejected during content (size...) */
+	int content_err_code; char content_err_text[128];
+};
+
+struct smtp_session {
+	struct event_base *base;
+	struct bufferevent *bev;
+	const struct listener *listener;
+	const struct config *cfg;       /* the listener's resolved config */
+	struct smtp_limits lim;
+	enum smtp_state state;
+
+	char client_addr[64];       /* numeric, no brackets */
+	char client_name[256];      /* "unknown" until a verified name exists */
+	char reverse_name[256];
+	int client_port;
+	char server_addr[64]; int server_port;
+	char *helo_name;
+	bool esmtp;                 /* EHLO seen: protocol ESMTP */
+
+	struct smtp_txn txn;
+	char queue_id[QUEUE_ID_MAX];    /* of the current transaction, or "" */
+
+	/* counters */
+	int errors;                 /* soft/hard error counting */
+	int junk;                   /* junk commands */
+	int cmd_count[CMD__COUNT], cmd_total;
+	int cmd_bad[CMD__COUNT];    /* commands answered with an error */
+
+	/* BDAT */
+	long long bdat_remaining; bool bdat_last;
+
+	/* filter chain state */
+	struct filter_run *frun;
+	void **plugin_data;         /* one slot per loaded plugin */
+	int cur_plugin;             /* plugin whose hook is running, for set_data */
+	int reply_code; char reply_dsn[16]; char *reply_text;   /* set by a filter */
+
+	struct event *tarpit;       /* smtpd_error_sleep_time delay */
+	bool quit_after_reply;
+	bool closing_slowly;        /* read disabled, waiting for output */
+};
+
+/* Start a session on an accepted socket.  Takes ownership of fd. */
+void smtp_session_start(struct event_base *base, int fd,
+			const struct sockaddr *peer, socklen_t peerlen,
+			const struct listener *l);
+/* Number of sessions alive in this process (for graceful shutdown). */
+int smtp_session_count(void);
+
+#endif
