@@ -58,6 +58,7 @@ struct smtp_txn {               /* one mail transaction (MAIL .. end of DATA) */
 	struct queue_envelope env;  /* sender, recipients, DSN, ... */
 	int rcpt_alloc;
 	const char *cur_rcpt;       /* RCPT being checked by filters */
+	void *cur_rcpt_ctx;         /* its parameters, until the verdict */
 	struct queue_file *qf;      /* open while content is received */
 	long long declared_size;
 	bool discard, hold;         /* filter decisions for this message */
@@ -79,6 +80,7 @@ struct smtp_session {
 	enum smtp_state state;
 
 	char client_addr[64];       /* numeric, no brackets */
+	char client_id[330];        /* "name[addr]" for logs */
 	char client_name[256];      /* "unknown" until a verified name exists */
 	char reverse_name[256];
 	int client_port;
@@ -94,6 +96,7 @@ struct smtp_session {
 	int junk;                   /* junk commands */
 	int cmd_count[CMD__COUNT], cmd_total;
 	int cmd_bad[CMD__COUNT];    /* commands answered with an error */
+	enum smtp_cmd_id cur_cmd;   /* command whose reply is being produced */
 
 	/* BDAT */
 	long long bdat_remaining; bool bdat_last;
@@ -105,8 +108,30 @@ struct smtp_session {
 	int reply_code; char reply_dsn[16]; char *reply_text;   /* set by a filter */
 
 	struct event *tarpit;       /* smtpd_error_sleep_time delay */
-	bool quit_after_reply;
-	bool closing_slowly;        /* read disabled, waiting for output */
+	struct event *resume_ev;    /* re-process buffered input after a wait */
+	struct evbuffer *out;       /* replies not yet handed to the socket */
+	bool paused;                /* input processing suspended */
+	bool tarpitting;            /* replies held until the tarpit timer */
+	bool closing;               /* close once `out` has drained */
+	bool dead;                  /* connection gone; free when safe */
+	bool reject_all;            /* connect filter rejected: answer every command */
+	char *reject_all_reply;
+	const char *last_cmd;       /* for "timeout after X" / "lost connection after X" */
+	bool anvil_counted;
+	bool bare_lf_excluded;      /* client in smtpd_forbid_bare_newline_exclusions */
+	bool forbid_unauth_pipelining;
+	bool pipelining_offered;    /* EHLO advertised PIPELINING */
+	/* DATA/BDAT content parsing */
+	struct content_state {
+		bool in_headers;        /* still reading the header block */
+		bool mid_line;          /* previous chunk ended inside a line */
+		bool skip;              /* discarding (size exceeded, write error) */
+		bool pending_cr;        /* BDAT: a CR waiting for a possible LF */
+		long long hdr_bytes;
+		char *hline; size_t hlen, halloc;   /* header being collected */
+		char *message_id;
+	} content;
+	char *received_for;         /* single recipient for Received: ... for <x> */
 };
 
 /* Start a session on an accepted socket.  Takes ownership of fd. */

@@ -1,0 +1,505 @@
+/*
+ * smtp_session.c - life cycle, input and replies of an SMTP server session.
+ *
+ * A session is created for an accepted connection, greets (after the
+ * connect filters agree), then loops: take a complete command line from
+ * the input buffer and hand it to smtp_command(), or feed DATA/BDAT bytes
+ * to smtp_data.c.  Replies are collected in s->out and handed to the
+ * socket in one write when the input processing stops, so the replies to
+ * a pipelined group of commands leave together (RFC 2920).
+ *
+ * Whenever the session must wait - a filter verdict, the queue commit,
+ * the error tarpit - input processing pauses; what the client sent stays
+ * in the bufferevent's input buffer, and smtp_resume_input() picks it up.
+ *
+ * Defensive limits: command lines longer than line_length_limit are
+ * refused, smtpd_timeout bounds every read, smtpd_hard_error_limit and
+ * smtpd_junk_command_limit end abusive sessions,
+ * smtpd_client_connection_count_limit is counted across workers (anvil),
+ * and with smtpd_forbid_unauth_pipelining a client that sends ahead where
+ * RFC 2920 forbids it is disconnected.
+ *
+ * The session is freed only when nothing refers to it any more: a queue
+ * commit in flight keeps it alive (the message is still committed, as a
+ * 250 may already be owed), a pending filter is cancelled by its close
+ * hook first.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "anvil.h"
+#include "config.h"
+#include "filter_chain.h"
+#include "inet_addr.h"
+#include "log.h"
+#include "smtp_proto.h"
+
+static int session_count;
+
+int smtp_session_count(void)
+{
+	return session_count;
+}
+
+const char *smtp_hostname(const struct smtp_session *s)
+{
+	return cfg_str(s->cfg, "myhostname");
+}
+
+/* ---- replies ------------------------------------------------------- */
+
+static void flush_replies(struct smtp_session *s)
+{
+	if (s->tarpitting || s->dead)
+		return;
+	if (s->closing)
+		bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(s->out) > 0)
+		bufferevent_write_buffer(s->bev, s->out);
+}
+
+static void tarpit_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->tarpitting = false;
+	flush_replies(s);
+	smtp_resume_input(s);
+}
+
+/* After an error reply: count it, enforce the hard limit, and hold the
+ * replies for smtpd_error_sleep_time once past the soft limit. */
+static void count_error(struct smtp_session *s)
+{
+	s->errors++;
+	if (s->errors >= s->lim.hard_error_limit && !s->closing) {
+		msg_info("too many errors after %s from %s", s->last_cmd,
+			 smtp_client_id(s));
+		evbuffer_add_printf(s->out, "421 4.7.0 %s Error: too many errors\r\n",
+				    smtp_hostname(s));
+		s->closing = true;
+		return;
+	}
+	if (s->errors > s->lim.soft_error_limit && s->lim.error_sleep_time > 0
+	    && !s->tarpitting) {
+		struct timeval tv = { s->lim.error_sleep_time, 0 };
+
+		s->tarpitting = true;
+		smtp_pause_input(s);
+		evtimer_add(s->tarpit, &tv);
+	}
+}
+
+static void vreply(struct smtp_session *s, bool account, const char *fmt,
+		   va_list ap)
+{
+	char line[2048];
+	int n = vsnprintf(line, sizeof line, fmt, ap);
+
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof line)
+		n = sizeof line - 1;
+	evbuffer_add(s->out, line, n);
+	evbuffer_add(s->out, "\r\n", 2);
+	if (account && (line[0] == '4' || line[0] == '5')) {
+		s->cmd_bad[s->cur_cmd]++;
+		count_error(s);
+	}
+}
+
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreply(s, true, fmt, ap);
+	va_end(ap);
+}
+
+void smtp_reply_raw(struct smtp_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreply(s, false, fmt, ap);
+	va_end(ap);
+}
+
+void smtp_reply_close(struct smtp_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreply(s, false, fmt, ap);
+	va_end(ap);
+	s->closing = true;
+}
+
+void smtp_set_last_command(struct smtp_session *s, const char *name)
+{
+	s->last_cmd = name;
+}
+
+/* ---- freeing --------------------------------------------------------- */
+
+static void session_free(struct smtp_session *s)
+{
+	filter_close(s);
+	smtp_txn_reset(s, false);
+	if (s->anvil_counted)
+		anvil_disconnect(s->client_addr);
+	smtp_log_disconnect(s);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	event_free(s->tarpit);
+	event_free(s->resume_ev);
+	evbuffer_free(s->out);
+	free(s->helo_name);
+	free(s->reject_all_reply);
+	free(s->reply_text);
+	free(s->plugin_data);
+	free(s->content.hline);
+	free(s->content.message_id);
+	free(s->received_for);
+	free(s);
+	session_count--;
+}
+
+/* The connection is gone (or must go now).  A commit in flight keeps the
+ * session until its completion; otherwise free it. */
+static void session_drop(struct smtp_session *s)
+{
+	s->dead = true;
+	if (s->bev) {
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+	}
+	if (s->state == SS_COMMIT)
+		return;             /* smtp_data.c frees it via smtp_session_gone() */
+	session_free(s);
+}
+
+/* Called by smtp_data.c when a commit completes for a dead session. */
+void smtp_session_gone(struct smtp_session *s)
+{
+	session_free(s);
+}
+
+/* ---- input ------------------------------------------------------------- */
+
+void smtp_pause_input(struct smtp_session *s)
+{
+	s->paused = true;
+	if (s->bev)
+		bufferevent_disable(s->bev, EV_READ);
+}
+
+void smtp_resume_input(struct smtp_session *s)
+{
+	flush_replies(s);
+	if (s->dead || s->closing || s->tarpitting)
+		return;
+	s->paused = false;
+	bufferevent_enable(s->bev, EV_READ);
+	/* Buffered input is processed from the loop, not from this stack. */
+	event_active(s->resume_ev, EV_READ, 0);
+}
+
+/* RFC 2920 and Postfix's smtpd_forbid_unauth_pipelining: after a command
+ * that must end a pipeline group, or from a client that was not offered
+ * PIPELINING, nothing may follow in the same send. */
+static bool pipelining_violation(struct smtp_session *s, const char *line)
+{
+	static const char *const last_in_group[] = {
+		"EHLO", "HELO", "DATA", "VRFY", "EXPN", "NOOP", "QUIT", "ETRN",
+		"STARTTLS", "AUTH", NULL
+	};
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	bool must_be_last = !s->pipelining_offered;
+
+	if (!s->forbid_unauth_pipelining || evbuffer_get_length(in) == 0)
+		return false;
+	for (int i = 0; !must_be_last && last_in_group[i]; i++) {
+		size_t n = strlen(last_in_group[i]);
+
+		if (strncasecmp(line, last_in_group[i], n) == 0
+		    && (line[n] == 0 || line[n] == ' '))
+			must_be_last = true;
+	}
+	return must_be_last && strncasecmp(line, "QUIT", 4) != 0;
+}
+
+static void reject_pipelining(struct smtp_session *s, const char *line)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	char peek[101];
+	size_t n = evbuffer_copyout(in, peek, sizeof peek - 1);
+
+	peek[n] = 0;
+	for (size_t i = 0; i < n; i++)
+		if (peek[i] == '\r' || peek[i] == '\n')
+			peek[i] = ' ';
+	msg_info("improper command pipelining after %.10s from %s: %s",
+		 line, smtp_client_id(s), peek);
+	smtp_reply_close(s, "554 5.5.0 Error: SMTP protocol synchronization");
+}
+
+static bool bare_lf_forbidden(const struct smtp_session *s)
+{
+	return s->lim.forbid_bare_newline && !s->bare_lf_excluded;
+}
+
+/* Take one command line from the input.  Returns 1 when a line was
+ * handled, 0 when more input is needed. */
+static int command_input(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t eol_len, len;
+	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len,
+						      EVBUFFER_EOL_LF);
+	char *line;
+
+	if (eol.pos < 0) {
+		if ((long long)evbuffer_get_length(in) > s->lim.line_length_limit) {
+			smtp_reply_close(s, "500 5.5.0 Error: line too long");
+			msg_info("command line too long from %s", smtp_client_id(s));
+		}
+		return 0;
+	}
+	len = eol.pos;
+	line = malloc(len + 1);
+	if (line == NULL)
+		msg_fatal("out of memory");
+	evbuffer_remove(in, line, len);
+	evbuffer_drain(in, 1);
+	line[len] = 0;
+	if (len > 0 && line[len - 1] == '\r')
+		line[--len] = 0;
+	else if (bare_lf_forbidden(s)) {
+		msg_info("bare <LF> received after %s from %s", s->last_cmd,
+			 smtp_client_id(s));
+		smtp_reply_close(s, "521 5.5.2 %s Error: bare <LF> received",
+				 smtp_hostname(s));
+		free(line);
+		return 1;
+	}
+	if ((long long)len > s->lim.line_length_limit)
+		smtp_reply(s, "500 5.5.0 Error: line too long");
+	else if (pipelining_violation(s, line))
+		reject_pipelining(s, line);
+	else
+		smtp_command(s, line, len);
+	free(line);
+	return 1;
+}
+
+static void process_input(struct smtp_session *s)
+{
+	while (!s->paused && !s->closing && !s->dead) {
+		enum smtp_state before = s->state;
+		size_t avail = evbuffer_get_length(bufferevent_get_input(s->bev));
+
+		if (s->state == SS_COMMAND) {
+			if (avail == 0 || command_input(s) == 0)
+				break;
+		} else if (s->state == SS_DATA) {
+			smtp_data_input(s);
+		} else if (s->state == SS_BDAT) {
+			smtp_bdat_input(s);
+		} else {
+			break;
+		}
+		if (s->state == before && evbuffer_get_length(
+			    bufferevent_get_input(s->bev)) == avail)
+			break;
+	}
+	flush_replies(s);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	process_input(arg);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (!s->paused)
+		process_input(s);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->closing && evbuffer_get_length(s->out) == 0
+	    && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		session_drop(s);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		msg_info("timeout after %s from %s", s->last_cmd,
+			 smtp_client_id(s));
+		evbuffer_add_printf(s->out, "421 4.4.2 %s Error: timeout exceeded\r\n",
+				    smtp_hostname(s));
+		s->closing = true;
+		s->tarpitting = false;
+		flush_replies(s);
+		bufferevent_disable(bev, EV_READ);
+		bufferevent_enable(bev, EV_WRITE);
+		return;
+	}
+	if (!s->closing)
+		msg_info("lost connection after %s from %s", s->last_cmd,
+			 smtp_client_id(s));
+	session_drop(s);
+}
+
+/* ---- start -------------------------------------------------------------- */
+
+static void load_limits(struct smtp_session *s)
+{
+	const struct config *c = s->cfg;
+
+	s->lim.message_size_limit = cfg_size(c, "message_size_limit");
+	s->lim.header_size_limit = cfg_size(c, "header_size_limit");
+	s->lim.line_length_limit = cfg_int(c, "line_length_limit");
+	s->lim.recipient_limit = cfg_int(c, "smtpd_recipient_limit");
+	s->lim.timeout = cfg_time(c, "smtpd_timeout");
+	s->lim.error_sleep_time = cfg_time(c, "smtpd_error_sleep_time");
+	s->lim.soft_error_limit = cfg_int(c, "smtpd_soft_error_limit");
+	s->lim.hard_error_limit = cfg_int(c, "smtpd_hard_error_limit");
+	s->lim.junk_command_limit = cfg_int(c, "smtpd_junk_command_limit");
+	s->lim.forbid_bare_newline = cfg_bool(c, "smtpd_forbid_bare_newline");
+	s->lim.strict_rfc821_envelopes = cfg_bool(c, "strict_rfc821_envelopes");
+	s->lim.disable_vrfy = cfg_bool(c, "disable_vrfy_command");
+	s->lim.helo_required = cfg_bool(c, "smtpd_helo_required");
+	s->forbid_unauth_pipelining = cfg_bool(c, "smtpd_forbid_unauth_pipelining");
+	if (s->lim.line_length_limit < 512)
+		s->lim.line_length_limit = 512;   /* RFC 5321 4.5.3.1.4 */
+}
+
+static void set_endpoints(struct smtp_session *s, int fd,
+			  const struct sockaddr *peer)
+{
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof local;
+
+	inet_sockaddr_text(peer, s->client_addr, sizeof s->client_addr,
+			   &s->client_port);
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
+		inet_sockaddr_text((struct sockaddr *)&local, s->server_addr,
+				   sizeof s->server_addr, &s->server_port);
+	/* Reverse lookups come with the asynchronous resolver; until a name
+	 * is verified the client is "unknown", as Postfix says. */
+	snprintf(s->client_name, sizeof s->client_name, "unknown");
+	snprintf(s->reverse_name, sizeof s->reverse_name, "unknown");
+	snprintf(s->client_id, sizeof s->client_id, "%s[%s]", s->client_name,
+		 s->client_addr);
+}
+
+static void greet_done(struct smtp_session *s, int verdict)
+{
+	int code;
+	const char *dsn, *text;
+	char buf[1024];
+
+	if (s->dead)
+		return;
+	s->state = SS_COMMAND;
+	if (smtp_verdict_reply(s, verdict, &code, &dsn, &text,
+			       "Client host rejected: Access denied")) {
+		smtp_log_reject(s, "reject", "CONNECT", code, dsn, text);
+		if (code / 100 == 4) {
+			smtp_reply_close(s, "421 %s %s Service unavailable - try again later",
+					 dsn, smtp_hostname(s));
+		} else {
+			snprintf(buf, sizeof buf, "%d %s %s", code, dsn, text);
+			s->reject_all = true;
+			s->reject_all_reply = strdup(buf);
+			smtp_reply_raw(s, "%s", buf);
+		}
+	} else {
+		smtp_reply_raw(s, "220 %s", cfg_str(s->cfg, "smtpd_banner"));
+	}
+	flush_replies(s);
+	smtp_resume_input(s);
+}
+
+static bool over_connection_limit(struct smtp_session *s)
+{
+	long long limit = cfg_int(s->cfg, "smtpd_client_connection_count_limit");
+	int count;
+
+	s->anvil_counted = true;
+	count = anvil_connect(s->client_addr);
+	if (limit <= 0 || count <= limit)
+		return false;
+	msg_warn("Connection concurrency limit exceeded: %d from %s for service %s",
+		 count, smtp_client_id(s), s->listener->service);
+	smtp_reply_close(s, "421 4.7.0 %s Error: too many connections from %s",
+			 smtp_hostname(s), s->client_addr);
+	return true;
+}
+
+void smtp_session_start(struct event_base *base, int fd,
+			const struct sockaddr *peer, socklen_t peerlen,
+			const struct listener *l)
+{
+	struct smtp_session *s = calloc(1, sizeof *s);
+	struct timeval tv;
+	int one = 1;
+
+	if (s == NULL) {
+		close(fd);
+		msg_warn("out of memory: connection dropped");
+		return;
+	}
+	session_count++;
+	evutil_make_socket_nonblocking(fd);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	s->base = base;
+	s->listener = l;
+	s->cfg = l->cfg;
+	s->last_cmd = "CONNECT";
+	load_limits(s);
+	set_endpoints(s, fd, peer);
+	s->bare_lf_excluded = inet_match_list(s->cfg,
+		"smtpd_forbid_bare_newline_exclusions", s->client_addr);
+	s->out = evbuffer_new();
+	s->tarpit = evtimer_new(base, tarpit_done, s);
+	s->resume_ev = event_new(base, -1, 0, on_resume, s);
+	s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!s->out || !s->tarpit || !s->resume_ev || !s->bev)
+		msg_fatal("out of memory");
+	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	tv.tv_sec = s->lim.timeout;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_enable(s->bev, EV_WRITE);
+	msg_info("connect from %s", smtp_client_id(s));
+	if (over_connection_limit(s)) {
+		flush_replies(s);
+		return;
+	}
+	s->state = SS_GREETING;
+	smtp_pause_input(s);
+	filter_run_stage(s, FS_CONNECT, greet_done);
+}
