@@ -117,4 +117,72 @@ void queue_committer_stop(void);
 int queue_read_envelope(const char *path, struct queue_envelope *env,
 			char *err, size_t errlen);
 
+/* ---- additions: layout, reading helpers, commit statistics ---- */
+
+/* The subdirectories of queue_directory, all on its file system. */
+#define QUEUE_INCOMING  "incoming"
+#define QUEUE_ACTIVE    "active"
+#define QUEUE_DEFERRED  "deferred"
+#define QUEUE_HOLD      "hold"
+#define QUEUE_CORRUPT   "corrupt"
+
+/* Every queue file starts with this fixed-size line (docs/queue-format.md):
+ * "sluice-queue 1 " then the envelope's file offset in 20 digits, "\n". */
+#define QUEUE_PREAMBLE_LEN 36
+
+/* Notes on the writing calls above (queue_fs.c):
+ * - queue_mark_body() is called at the empty line that ends the headers,
+ *   before writing it: the body starts with that empty line.  The header
+ *   block is content [0, body offset).
+ * - queue_replace_headers() takes header lines only (each LF-terminated);
+ *   an empty line at its end is dropped when the body already starts with
+ *   one.  Without queue_mark_body() the whole content is the header block.
+ *   It ends the content: queue_write() afterwards fails with EINVAL, and
+ *   queue_pread() still reads the content as received.
+ * - queue_commit() writes `size` and `seg` from the queue_file (what was
+ *   written and replaced), not from env->size / env->seg; it writes
+ *   arrival from env, or from the queue ID's time when env->arrival_sec
+ *   is 0; a recipient whose status is 0 is written as 'P'.  If no
+ *   committer thread runs (a command-line tool), the fsyncs are done in
+ *   the caller; if no job pool runs either, done() is called before
+ *   queue_commit() returns. */
+
+/* Same as queue_read_envelope(), on an open file. */
+int queue_read_envelope_fd(int fd, struct queue_envelope *env,
+			   char *err, size_t errlen);
+/* Read `len` bytes of the message (its segments in order, as listed in
+ * `env` by queue_read_envelope) from message offset `off`.  Returns the
+ * bytes read (less than len only at the end), or -1 with errno. */
+long queue_message_pread(int fd, const struct queue_envelope *env,
+			 void *buf, size_t len, long long off);
+/* Overwrite, in place, the status byte of the file's recipient number
+ * `index` (0-based, in envelope order) with `status` ('P' or 'D').  The
+ * caller makes it durable (fdatasync) when it needs to.  0 or -1 (errno;
+ * EINVAL for a bad index or a damaged record). */
+int queue_rcpt_set_status(int fd, int index, char status);
+
+/* Group commit counters of this process (for tests and `sluice status`). */
+struct queue_commit_stats {
+	unsigned long long batches;     /* flushes: batches with a file to sync */
+	unsigned long long files;       /* files committed or failed */
+	unsigned long long file_syncs;  /* fsync() of queue files */
+	unsigned long long dir_syncs;   /* fsync() of directories */
+	unsigned long long failures;    /* commits reported with an error */
+};
+void queue_commit_stats(struct queue_commit_stats *st);
+/* Tests only: while held, the committer takes no new batch (commits
+ * queue up), so a test can prove that one flush serves them all. */
+void queue_committer_hold(bool hold);
+
+/* Internal, between queue_fs.c and queue_commit.c.  queue_file_seal()
+ * appends the envelope, points the preamble at it, moves a held message
+ * to hold/ and marks the file complete (0700); page-cache writes only,
+ * nothing durable yet.  -1 with errno leaves qf to queue_abort(). */
+int queue_file_seal(struct queue_file *qf, const struct queue_envelope *env);
+int queue_file_fd(const struct queue_file *qf);
+/* The directory holding the file now (incoming/ or hold/). */
+const char *queue_file_dir(const struct queue_file *qf);
+/* Close and free a committed file, leaving it in place. */
+void queue_file_close(struct queue_file *qf);
+
 #endif
