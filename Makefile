@@ -42,7 +42,7 @@ $(B)/bin/sluice: $(MTA_OBJ)
 	$(CC) $(CFLAGS) -rdynamic -o $@ $^ $(LIBS)
 
 .SECONDEXPANSION:
-$(B)/plugins/%.so: $$(patsubst %.c,$(B)/obj/%.o,$$(wildcard plugins/$$*/*.c filters/$$*/*.c))
+$(B)/plugins/%.so: $$(addprefix $(B)/obj/,$$(addsuffix .o,$$(basename $$(wildcard plugins/$$*/*.c filters/$$*/*.c))))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $^
 
