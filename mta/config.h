@@ -39,6 +39,29 @@ const struct param_def *param_find(const char *name);   /* exact; NULL */
 const struct param_def *param_find_nocase(const char *name);
 /* Register a plugin parameter; returns 0, or -1 if the name is taken. */
 int param_register(const struct param_def *def);
+/* (Registering a name again for the same owner - a plugin's parameters on
+ * reload - updates the definition and returns 0.  The strings are copied.) */
+
+/* The default as the reference shows it: the same as defval except for
+ * defaults computed from the machine (myhostname, mydomain), which read
+ * as a phrase ("the machine's fully qualified host name"). */
+const char *param_default_doc(const struct param_def *p);
+/* "string", "boolean", "integer", "time", "size", "list", "lookup table". */
+const char *param_type_name(enum param_type t);
+/* What a value of this type looks like, for messages:
+ * "a size in bytes, e.g. \"10240000\"". */
+const char *param_type_hint(enum param_type t);
+/* The closest registered name to a misspelt one (case-insensitive match
+ * first, then a small edit distance), or NULL. */
+const char *param_suggest(const char *name);
+/* Is this a path-like parameter whose relative value is taken relative
+ * to the configuration directory? */
+bool param_is_path(const char *name);
+/* Is this a Postfix parameter that has no meaning in sluice at all
+ * (installation paths, biff, compatibility_level, ...)?  Such a name in
+ * main.cf is a warning, not an unknown-name error, so a Postfix main.cf
+ * can be used as it is. */
+bool param_postfix_only(const char *name);
 
 /* ---- one resolved parameter set ---- */
 struct config;
@@ -56,6 +79,18 @@ char **cfg_list(const struct config *c, const char *name);
 void cfg_list_free(char **list);
 /* Is `name` set explicitly (main.cf or -o) rather than defaulted? */
 bool cfg_is_set(const struct config *c, const char *name);
+/* Where `name` was set: the file as messages show it ("conf/main.cf" or
+ * "conf/master.cf" for a -o override) and *line; NULL (and *line 0) for a
+ * defaulted parameter.  Lets later checks report "file:line: ...". */
+const char *cfg_where(const struct config *c, const char *name, int *line);
+/* Non-panicking lookups for names that come from outside the core (a
+ * plugin asking by name, a restriction class): the expanded value or
+ * NULL when the name is unknown; cfg_lookup_number gives 0 and the value
+ * of a boolean (1/0), integer, time (seconds) or size parameter, -1 when
+ * the name is unknown or not numeric. */
+const char *cfg_lookup(const struct config *c, const char *name);
+int cfg_lookup_number(const struct config *c, const char *name,
+		      long long *value);
 
 /* ---- the whole configuration ---- */
 enum listener_kind { LISTEN_INET, LISTEN_UNIX };
@@ -85,6 +120,24 @@ struct sluice_config {
 struct sluice_config *config_load(const char *config_dir, struct diag *d);
 void config_free(struct sluice_config *sc);
 
+/*
+ * config_load() is strict: an unknown parameter name, a parameter set
+ * twice and an indented "name = value" continuation line are errors, for
+ * `sluice check` as for `sluice run` and reload (a misspelt restriction
+ * list that is silently ignored can open a relay).  config_load_flags()
+ * lets a tool relax that:
+ *   CONFIG_LENIENT      those three become warnings (Postfix's reading:
+ *                       unknown names ignored, the last setting wins);
+ *   CONFIG_BEST_EFFORT  return the configuration even when there are
+ *                       errors (bad values read as 0 / empty), so a
+ *                       checker can go on to look at paths; still NULL
+ *                       when main.cf or master.cf cannot be read.
+ */
+#define CONFIG_LENIENT          0x1
+#define CONFIG_BEST_EFFORT      0x2
+struct sluice_config *config_load_flags(const char *config_dir,
+					struct diag *d, int flags);
+
 /* The configuration this process works with (set by the master after
  * loading, inherited by workers across fork). */
 extern struct sluice_config *sluice_conf;
@@ -93,5 +146,120 @@ extern struct sluice_config *sluice_conf;
 int parse_time(const char *s, char default_unit, long long *secs);
 int parse_size(const char *s, long long *bytes);
 int parse_bool(const char *s, bool *b);
+/* Check a value against a type (after expansion): 0, or -1. */
+int param_value_ok(enum param_type t, const char *value);
+/* Split a list value: commas and whitespace separate items, a {...}
+ * group (with nested braces) stays one item.  As cfg_list. */
+char **config_split_list(const char *value);
+
+/* ---- internals shared by config*.c, master_cf.c and the commands ---- */
+
+/* One "name = value" of main.cf (continuation lines joined). */
+struct cf_setting {
+	char *name;
+	char *value;
+	int line;               /* first line */
+	int last_line;          /* last continuation line */
+};
+
+/* main.cf as read: every setting in file order, duplicates included. */
+struct cf_file {
+	char *path;             /* as shown in messages: "conf/main.cf" */
+	struct cf_setting *v;
+	int n, cap;
+	bool unreadable;        /* could not be opened or read */
+};
+
+/* Read and split main.cf.  Syntax problems go to d; an indented
+ * "name = value" continuation line is reported at level `lint`.
+ * Returns 0, or -1 when the file cannot be read (f->unreadable is set and
+ * errno says why; the caller reports it, with the fix that fits). */
+int cf_read_main(const char *path, struct cf_file *f, struct diag *d,
+		 enum diag_level lint);
+/* Logical lines of a Postfix-syntax file (main.cf, master.cf), with
+ * continuation lines joined by one space and comment and blank lines
+ * dropped.  `continued` (may be NULL) sees each continuation line first,
+ * with the start of the logical line it continues.  Over-long lines and
+ * NUL bytes are reported to d and skipped.  Returns 0, or -1 with errno
+ * set when the file can't be read (the caller says so, with its fix). */
+struct cf_reader {
+	void (*logical)(const char *text, int first, int last, void *arg);
+	void (*continued)(const char *line, int lineno, const char *start,
+			  int start_line, void *arg);
+	void *arg;
+};
+int cf_logical_lines(const char *path, struct diag *d,
+		     const struct cf_reader *r);
+void cf_file_free(struct cf_file *f);
+/* The last (winning) setting of name, or NULL. */
+const struct cf_setting *cf_last(const struct cf_file *f, const char *name);
+
+/* Physical-line classification used by `sluice conf -e`, with Postfix's
+ * rules: blank and comment lines stand alone, a line starting with
+ * whitespace continues the previous logical line. */
+enum cf_line_kind { CFL_BLANK, CFL_COMMENT, CFL_START, CFL_CONT };
+enum cf_line_kind cf_classify_line(const char *line);
+
+/* One parameter while a set is resolved (config_expand.c). */
+struct cf_var {
+	const char *name;
+	const char *raw;        /* before expansion */
+	enum param_type type;
+	const char *file;       /* where set; NULL for a default */
+	int line;
+	bool path;              /* relative value -> under base_dir */
+	/* filled by cf_expand_all */
+	char *value;
+	int state;              /* internal */
+	bool broken;            /* expansion failed (already reported) */
+};
+
+struct cf_vars {
+	struct cf_var *v;       /* sorted by name */
+	int n;
+	const char *base_dir;   /* absolute config directory */
+};
+
+/* Expand every variable: $name, ${name}, $(name), $$, ${name?text},
+ * ${name:text} and Postfix 3's ${name?{a}:{b}}; recursion with loop
+ * detection and depth limits.
+ * Problems (undefined names, loops, syntax) go to d at the variable's
+ * file:line.  Returns the number of problems reported. */
+int cf_expand_all(struct cf_vars *vs, struct diag *d);
+/* Names referenced with $ anywhere in s are passed to fn. */
+void cf_references(const char *s, void (*fn)(const char *name, size_t len,
+					      void *arg), void *arg);
+/* Join dir and a relative path, folding "." and ".." (lexically);
+ * an absolute path is only normalized.  malloc'ed. */
+char *cf_path_join(const char *dir, const char *path);
+/* The path of a file in the config directory as the user would type it:
+ * "conf/main.cf", "/etc/sluice/main.cf", "main.cf" for ".". malloc'ed. */
+char *cf_display_path(const char *config_dir, const char *file);
+
+/* master.cf (master_cf.c).  Only "inet" services running "smtpd" become
+ * listeners; each keeps its -o overrides until config.c resolves them. */
+struct cf_override {
+	char *name;
+	char *value;
+	int line;
+};
+
+struct cf_service {
+	struct listener l;      /* cfg not yet filled */
+	struct cf_override *o;
+	int no;
+};
+
+struct cf_master {
+	char *path;
+	struct cf_service *v;
+	int n, cap;
+	bool unreadable;
+};
+
+/* Read master.cf: problems go to d (at level error, or warning for what
+ * is only ignored).  Returns 0, or -1 as cf_read_main(). */
+int cf_read_master(const char *path, struct cf_master *m, struct diag *d);
+void cf_master_free(struct cf_master *m);
 
 #endif
