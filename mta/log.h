@@ -13,14 +13,27 @@
 #define SLUICE_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum log_dest { LOG_DEST_STDERR, LOG_DEST_SYSLOG, LOG_DEST_FILE };
 
 /* (Re)configure logging for this process.  `service` is the short program
- * name ("smtpd", "master"); `path` is used with LOG_DEST_FILE. */
+ * name ("smtpd", "master"); `path` is used with LOG_DEST_FILE.  When the
+ * file cannot be opened, logging stays where it was and a warning says
+ * why (log_dest() tells). */
 void log_open(const char *service, enum log_dest dest, const char *path);
 /* Change only the program name, e.g. after fork. */
 void log_set_service(const char *service);
+/* The program name in front of "/service" (syslog_name, "sluice" by
+ * default) and the syslog facility by name ("mail", "local0", ...).
+ * Takes effect at once.  Returns -1, changing nothing, when the facility
+ * is unknown. */
+int log_set_syslog(const char *syslog_name, const char *facility);
+/* While on, lines sent to syslog or a file are also written to stderr:
+ * start-up problems must reach the person who typed the command. */
+void log_mirror_stderr(bool on);
+/* The destination in use (stderr until log_open() says otherwise). */
+enum log_dest log_dest(void);
 int log_verbose_level(void);
 void log_set_verbose(int level);
 

@@ -1,0 +1,236 @@
+/*
+ * master_workers.c - fork the smtpd workers, reap them, restart them.
+ *
+ * Workers come in generations: start-up makes the first, every reload a
+ * new one, and the previous generations are retired (SIGTERM: they stop
+ * accepting and exit when their sessions end).  Each worker has a slot in
+ * a fixed table; the slot number is also its region of the anvil table,
+ * wiped when the worker is reaped.
+ *
+ * The promises:
+ *  - every child is reaped (workers_reap() runs on every SIGCHLD);
+ *  - a worker of the current generation that dies unexpectedly is
+ *    replaced, at once when it had been running for WORKER_STABLE_SECS,
+ *    else after a delay that doubles with each such quick death, up to
+ *    THROTTLE_MAX_SECS, so a worker that cannot start (a broken plugin)
+ *    does not make the master spin;
+ *  - a worker that was told to stop is never restarted;
+ *  - abnormal exits are logged as Postfix's master logs them: "process
+ *    sluice/smtpd pid N exit status S" or "... killed by signal S".
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include "log.h"
+#include "master.h"
+
+#define WORKER_STABLE_SECS	10
+#define THROTTLE_MAX_SECS	60
+
+static void run_worker(struct master *m, struct worker_slot *ws, int slot)
+	__attribute__((noreturn));
+
+/* In the child: become the worker of `slot`. */
+static void run_worker(struct master *m, struct worker_slot *ws, int slot)
+{
+	struct worker_socket *socks;
+	struct worker_args wa;
+
+	master_child_setup(m);
+	anvil_attach(slot);
+	socks = calloc((size_t)m->sockets.n + 1, sizeof *socks);
+	if (socks == NULL)
+		msg_fatal("out of memory");
+	for (int i = 0; i < m->sockets.n; i++)
+		socks[i] = m->sockets.v[i].ws;
+	memset(&wa, 0, sizeof wa);
+	wa.index = ws->index;
+	wa.sockets = socks;
+	wa.nsockets = m->sockets.n;
+	wa.master_pipe = m->alive_pipe[0];
+	wa.drop_privileges = m->user.drop;
+	wa.uid = m->user.uid;
+	wa.gid = m->user.gid;
+	wa.user = m->user.name;
+	worker_main(m->sc, &wa);
+}
+
+static void schedule_restart(struct worker_slot *ws, double now)
+{
+	int delay;
+
+	if (now - ws->started < WORKER_STABLE_SECS)
+		ws->quick_deaths++;
+	else
+		ws->quick_deaths = 0;
+	if (ws->quick_deaths == 0) {
+		ws->restart_at = now;
+		return;
+	}
+	delay = ws->quick_deaths > 6 ? THROTTLE_MAX_SECS
+	    : 1 << (ws->quick_deaths - 1);
+	if (delay > THROTTLE_MAX_SECS)
+		delay = THROTTLE_MAX_SECS;
+	ws->restart_at = now + delay;
+	msg_warn("sluice/smtpd worker %d died %d time%s within %d seconds of "
+		 "starting -- throttling: next start in %d second%s",
+		 ws->index, ws->quick_deaths, ws->quick_deaths == 1 ? "" : "s",
+		 WORKER_STABLE_SECS, delay, delay == 1 ? "" : "s");
+}
+
+static void spawn(struct master *m, int slot)
+{
+	struct worker_slot *ws = &m->workers.slot[slot];
+	pid_t pid = fork();
+
+	if (pid == 0)
+		run_worker(m, ws, slot);
+	ws->started = mono_now();
+	ws->restart_at = 0;
+	ws->stopping = false;
+	if (pid < 0) {
+		msg_warn("fork: %s", strerror(errno));
+		ws->pid = 0;
+		schedule_restart(ws, ws->started);
+		return;
+	}
+	ws->pid = pid;
+}
+
+static bool slot_free(const struct worker_slot *ws)
+{
+	return ws->pid == 0 && ws->restart_at == 0;
+}
+
+int workers_free_slots(const struct master *m)
+{
+	int n = 0;
+
+	for (int i = 0; i < MASTER_MAX_WORKERS; i++)
+		n += slot_free(&m->workers.slot[i]);
+	return n;
+}
+
+int workers_alive(const struct master *m)
+{
+	int n = 0;
+
+	for (int i = 0; i < MASTER_MAX_WORKERS; i++)
+		n += m->workers.slot[i].pid != 0;
+	return n;
+}
+
+void workers_start_generation(struct master *m, int wanted)
+{
+	struct workers *w = &m->workers;
+	int slot = 0;
+
+	w->generation++;
+	w->wanted = wanted;
+	for (int index = 0; index < wanted; index++) {
+		while (slot < MASTER_MAX_WORKERS && !slot_free(&w->slot[slot]))
+			slot++;
+		if (slot == MASTER_MAX_WORKERS) {
+			msg_warn("no room for worker %d of %d: %d processes at most",
+				 index, wanted, MASTER_MAX_WORKERS);
+			return;
+		}
+		memset(&w->slot[slot], 0, sizeof w->slot[slot]);
+		w->slot[slot].generation = w->generation;
+		w->slot[slot].index = index;
+		spawn(m, slot);
+	}
+}
+
+void workers_retire_old(struct master *m)
+{
+	struct worker_slot *ws;
+
+	for (int i = 0; i < MASTER_MAX_WORKERS; i++) {
+		ws = &m->workers.slot[i];
+		if (ws->generation == m->workers.generation)
+			continue;
+		ws->restart_at = 0;
+		if (ws->pid != 0 && !ws->stopping) {
+			ws->stopping = true;
+			kill(ws->pid, SIGTERM);
+		}
+	}
+}
+
+void workers_signal_all(struct master *m, int sig)
+{
+	struct worker_slot *ws;
+
+	for (int i = 0; i < MASTER_MAX_WORKERS; i++) {
+		ws = &m->workers.slot[i];
+		ws->restart_at = 0;
+		if (ws->pid != 0) {
+			ws->stopping = true;
+			kill(ws->pid, sig);
+		}
+	}
+}
+
+static int slot_of(const struct master *m, pid_t pid)
+{
+	for (int i = 0; i < MASTER_MAX_WORKERS; i++)
+		if (m->workers.slot[i].pid == pid)
+			return i;
+	return -1;
+}
+
+static void log_exit(pid_t pid, int status, bool expected)
+{
+	if (WIFSIGNALED(status))
+		msg_warn("process sluice/smtpd pid %ld killed by signal %d",
+			 (long)pid, WTERMSIG(status));
+	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+		msg_warn("process sluice/smtpd pid %ld exit status %d",
+			 (long)pid, WEXITSTATUS(status));
+	else if (!expected)
+		msg_warn("process sluice/smtpd pid %ld exited unexpectedly",
+			 (long)pid);
+}
+
+void workers_reap(struct master *m)
+{
+	struct worker_slot *ws;
+	pid_t pid;
+	int status, slot;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if ((slot = slot_of(m, pid)) < 0)
+			continue;	/* not ours to supervise */
+		ws = &m->workers.slot[slot];
+		log_exit(pid, status, ws->stopping || m->stopping);
+		anvil_release(slot);
+		ws->pid = 0;
+		if (ws->stopping || m->stopping
+		    || ws->generation != m->workers.generation)
+			memset(ws, 0, sizeof *ws);
+		else
+			schedule_restart(ws, mono_now());
+	}
+}
+
+double workers_restart_due(struct master *m, double now)
+{
+	struct worker_slot *ws;
+	double next = 0;
+
+	for (int i = 0; i < MASTER_MAX_WORKERS; i++) {
+		ws = &m->workers.slot[i];
+		if (ws->pid != 0 || ws->restart_at == 0)
+			continue;
+		if (ws->restart_at <= now)
+			spawn(m, i);
+		else if (next == 0 || ws->restart_at < next)
+			next = ws->restart_at;
+	}
+	return next;
+}
