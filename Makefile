@@ -16,8 +16,8 @@ PREFIX  ?= /usr/local
 SYSCONFDIR ?= /etc/sluice
 PLUGINDIR ?= $(PREFIX)/lib/sluice/plugins
 
-PKGS    := libevent libevent_pthreads
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads) -lpthread -ldl
+PKGS    := libevent libevent_pthreads libcares
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lcares) -lpthread -ldl
 
 B       := build
 MTA_SRC := $(wildcard mta/*.c) plugins/plugin_loader.c

@@ -36,10 +36,8 @@
 static const struct param_def core_params[] = {
 	{ "config_directory", PT_STRING, SLUICE_CONFIG_DIR,
 	  "The directory main.cf and master.cf are read from (set with sluice -c DIR).", NULL },
-	{ "daemon_timeout", PT_TIME, "18000s",
-	  "How long a sluice process may take to handle one request before it is stopped.", NULL },
-	{ "debug_peer_level", PT_INT, "2",
-	  "How many verbose logging levels to add for a client that is being debugged.", NULL },
+	{ "dns_servers", PT_LIST, "",
+	  "DNS servers to ask instead of /etc/resolv.conf's, as ip or ip:port or [ipv6]:port (sluice's own; used by tests and split-horizon sites).", NULL },
 	{ "disable_vrfy_command", PT_BOOL, "yes",
 	  "Refuse the SMTP VRFY command (502), so recipients cannot be probed.", NULL },
 	{ "header_size_limit", PT_SIZE, "102400",
@@ -48,8 +46,6 @@ static const struct param_def core_params[] = {
 	  "The addresses smtpd listeners bind to when master.cf gives none: all, loopback-only, or a list.", NULL },
 	{ "inet_protocols", PT_LIST, "all",
 	  "The IP versions to use: all, ipv4, ipv6, or \"ipv4, ipv6\".", NULL },
-	{ "ipc_timeout", PT_TIME, "3600s",
-	  "The time limit for one exchange with an internal service.", NULL },
 	{ "line_length_limit", PT_INT, "2048",
 	  "The longest SMTP command or message line in bytes accepted before it is cut (at least 512).", NULL },
 	{ "mail_name", PT_STRING, "sluice",
@@ -104,12 +100,10 @@ static const struct param_def core_params[] = {
 	  "The number of NOOP, VRFY, ETRN and RSET commands counted as errors past this limit.", NULL },
 	{ "smtpd_peername_lookup", PT_BOOL, "yes",
 	  "Look up the client's host name (reverse, then verified forward DNS).", NULL },
-	{ "smtpd_per_record_deadline", PT_BOOL, "no",
-	  "Apply smtpd_timeout to each read or write rather than to each command or message line.", NULL },
 	{ "smtpd_recipient_limit", PT_INT, "1000",
 	  "The most recipients accepted for one message.", NULL },
 	{ "smtpd_reject_footer", PT_STRING, "",
-	  "Text appended to every 4xx and 5xx reply (e.g. a help URL).", NULL },
+	  "Text appended as a last line to every 4xx and 5xx reply of the SMTP server (e.g. a help URL).", NULL },
 	{ "smtpd_soft_error_limit", PT_INT, "10",
 	  "The number of errors after which each error reply is delayed by smtpd_error_sleep_time.", NULL },
 	{ "smtpd_timeout", PT_TIME, "300s",
@@ -166,7 +160,7 @@ static void compute_host_defaults(void)
 		snprintf(default_host, sizeof default_host, "%s",
 			 res->ai_canonname);
 	} else {
-		snprintf(default_host, sizeof default_host, "%s.localdomain",
+		snprintf(default_host, sizeof default_host, "%.200s.localdomain",
 			 name);
 	}
 	if (res)

@@ -1,0 +1,261 @@
+/*
+ * dns.c - c-ares driven by libevent.
+ *
+ * c-ares tells us, through its socket-state callback, which sockets it
+ * wants watched; we keep one persistent libevent event per such socket and
+ * one timer for c-ares' own timeouts.  Every completion runs in the loop.
+ *
+ * Cancellation: a request carries a `cancelled` flag; c-ares still
+ * completes it later (it cannot forget a query), and we then free it
+ * without calling back.  So a session may cancel and vanish at any time.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <ares.h>
+#include <event2/event.h>
+
+#include "dns.h"
+#include "log.h"
+
+#define DNS_MAX_SOCKETS 16
+
+struct dns_req {
+	dns_name_fn name_fn;
+	dns_addrs_fn addrs_fn;
+	void *arg;
+	bool cancelled;
+	bool submitting;        /* inside ares_*(): completion may come now */
+	bool completed;         /* ...and did: the submitter frees */
+};
+
+struct dns_watch {
+	ares_socket_t fd;
+	struct event *ev;
+};
+
+static struct dns_resolver {
+	ares_channel channel;
+	struct event_base *base;
+	struct event *timer;
+	struct dns_watch watch[DNS_MAX_SOCKETS];
+	bool started;
+} R;
+
+static void reschedule_timer(void)
+{
+	struct timeval max = { 1, 0 }, tv, *t;
+
+	t = ares_timeout(R.channel, &max, &tv);
+	evtimer_add(R.timer, t);
+}
+
+static void on_socket(evutil_socket_t fd, short what, void *arg)
+{
+	ares_process_fd(R.channel,
+			(what & EV_READ) ? fd : ARES_SOCKET_BAD,
+			(what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	reschedule_timer();
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	ares_process_fd(R.channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	reschedule_timer();
+}
+
+static struct dns_watch *find_watch(ares_socket_t fd, bool create)
+{
+	struct dns_watch *free_slot = NULL;
+
+	for (int i = 0; i < DNS_MAX_SOCKETS; i++) {
+		if (R.watch[i].ev && R.watch[i].fd == fd)
+			return &R.watch[i];
+		if (R.watch[i].ev == NULL && free_slot == NULL)
+			free_slot = &R.watch[i];
+	}
+	return create ? free_slot : NULL;
+}
+
+static void sock_state(void *data, ares_socket_t fd, int readable,
+		       int writable)
+{
+	struct dns_watch *w = find_watch(fd, readable || writable);
+	short what = (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0);
+
+	if (w == NULL) {
+		if (what)
+			msg_warn("dns: too many resolver sockets; lookups may time out");
+		return;
+	}
+	if (w->ev) {
+		event_del(w->ev);
+		event_free(w->ev);
+		w->ev = NULL;
+	}
+	if (what == 0)
+		return;
+	w->fd = fd;
+	w->ev = event_new(R.base, fd, what | EV_PERSIST, on_socket, NULL);
+	if (w->ev == NULL || event_add(w->ev, NULL) < 0)
+		msg_fatal("dns: cannot watch resolver socket");
+}
+
+int dns_start(struct event_base *base, const char *servers)
+{
+	struct ares_options opt;
+	int rc;
+
+	if (R.started)
+		return 0;
+	memset(&opt, 0, sizeof opt);
+	opt.sock_state_cb = sock_state;
+	if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS
+	    || (rc = ares_init_options(&R.channel, &opt,
+				       ARES_OPT_SOCK_STATE_CB)) != ARES_SUCCESS) {
+		msg_error("dns: cannot start the resolver: %s", ares_strerror(rc));
+		return -1;
+	}
+	if (servers && *servers
+	    && (rc = ares_set_servers_ports_csv(R.channel, servers)) != ARES_SUCCESS) {
+		msg_error("dns: bad dns_servers \"%s\": %s", servers, ares_strerror(rc));
+		ares_destroy(R.channel);
+		return -1;
+	}
+	R.base = base;
+	R.timer = evtimer_new(base, on_timer, NULL);
+	R.started = true;
+	return 0;
+}
+
+void dns_stop(void)
+{
+	if (!R.started)
+		return;
+	ares_destroy(R.channel);      /* completes pending requests: ECANCELLED */
+	for (int i = 0; i < DNS_MAX_SOCKETS; i++)
+		if (R.watch[i].ev) {
+			event_free(R.watch[i].ev);
+			R.watch[i].ev = NULL;
+		}
+	event_free(R.timer);
+	R.started = false;
+}
+
+static enum dns_status status_of(int rc)
+{
+	if (rc == ARES_SUCCESS)
+		return DNS_OK;
+	if (rc == ARES_ENOTFOUND || rc == ARES_ENODATA || rc == ARES_ENONAME)
+		return DNS_NOTFOUND;
+	return DNS_TEMPFAIL;
+}
+
+static struct dns_req *new_req(void *arg)
+{
+	struct dns_req *r = calloc(1, sizeof *r);
+
+	if (r == NULL)
+		msg_fatal("out of memory");
+	r->arg = arg;
+	return r;
+}
+
+/* A request that completed inside its own submission (an /etc/hosts
+ * answer) is freed by the submitter, which then returns NULL. */
+static void req_finished(struct dns_req *r)
+{
+	if (r->submitting)
+		r->completed = true;
+	else
+		free(r);
+}
+
+static struct dns_req *req_submitted(struct dns_req *r)
+{
+	r->submitting = false;
+	if (r->completed) {
+		free(r);
+		return NULL;
+	}
+	reschedule_timer();
+	return r;
+}
+
+static void ptr_done(void *arg, int rc, int timeouts, struct hostent *h)
+{
+	struct dns_req *r = arg;
+
+	if (!r->cancelled)
+		r->name_fn(r->arg, status_of(rc),
+			   rc == ARES_SUCCESS && h && h->h_name ? h->h_name : NULL);
+	req_finished(r);
+}
+
+struct dns_req *dns_lookup_ptr(const char *addr, dns_name_fn fn, void *arg)
+{
+	struct dns_req *r;
+	unsigned char buf[16];
+	int family = AF_INET, len = 4;
+
+	if (inet_pton(AF_INET, addr, buf) != 1) {
+		family = AF_INET6;
+		len = 16;
+		if (inet_pton(AF_INET6, addr, buf) != 1) {
+			fn(arg, DNS_NOTFOUND, NULL);
+			return NULL;
+		}
+	}
+	r = new_req(arg);
+	r->name_fn = fn;
+	r->submitting = true;
+	ares_gethostbyaddr(R.channel, buf, len, family, ptr_done, r);
+	return req_submitted(r);
+}
+
+static void addrs_done(void *arg, int rc, int timeouts,
+		       struct ares_addrinfo *ai)
+{
+	struct dns_req *r = arg;
+	char *addrs[32], text[32][64];
+	int n = 0;
+
+	for (struct ares_addrinfo_node *p = ai ? ai->nodes : NULL;
+	     p && n < 32; p = p->ai_next) {
+		const void *a = p->ai_family == AF_INET
+			? (const void *)&((struct sockaddr_in *)p->ai_addr)->sin_addr
+			: (const void *)&((struct sockaddr_in6 *)p->ai_addr)->sin6_addr;
+
+		if (inet_ntop(p->ai_family, a, text[n], sizeof text[n]))
+			addrs[n] = text[n], n++;
+	}
+	if (!r->cancelled)
+		r->addrs_fn(r->arg, status_of(rc), addrs, n);
+	if (ai)
+		ares_freeaddrinfo(ai);
+	req_finished(r);
+}
+
+struct dns_req *dns_lookup_addrs(const char *name, dns_addrs_fn fn, void *arg)
+{
+	struct ares_addrinfo_hints hints;
+	struct dns_req *r = new_req(arg);
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	r->addrs_fn = fn;
+	r->submitting = true;
+	ares_getaddrinfo(R.channel, name, NULL, &hints, addrs_done, r);
+	return req_submitted(r);
+}
+
+void dns_cancel(struct dns_req *req)
+{
+	if (req)
+		req->cancelled = true;
+}

@@ -1,0 +1,40 @@
+/*
+ * dns.h - asynchronous DNS lookups (c-ares) in the worker's event loop.
+ *
+ * One resolver channel per process, driven by libevent: lookups never
+ * block the loop.  A lookup's callback runs in the loop exactly once,
+ * unless the lookup was cancelled first (then never).  Lookups honour
+ * /etc/hosts before DNS ("files, then bind", c-ares' default), so
+ * 127.0.0.1 is "localhost" as it is to Postfix.
+ *
+ * dns_servers (sluice's parameter) replaces /etc/resolv.conf's servers,
+ * e.g. "127.0.0.1:5353" for a test's own DNS server.
+ */
+#ifndef SLUICE_DNS_H
+#define SLUICE_DNS_H
+
+struct event_base;
+struct dns_req;
+
+enum dns_status { DNS_OK = 0, DNS_NOTFOUND, DNS_TEMPFAIL };
+
+typedef void (*dns_name_fn)(void *arg, enum dns_status st, const char *name);
+/* addrs: numeric text, n of them (only valid during the call). */
+typedef void (*dns_addrs_fn)(void *arg, enum dns_status st,
+			     char **addrs, int n);
+
+/* Start the process' resolver.  `servers` may be NULL or "" for the
+ * system's.  0, or -1 (logged). */
+int dns_start(struct event_base *base, const char *servers);
+void dns_stop(void);
+
+/* The callback may run before these return (an /etc/hosts answer); they
+ * then return NULL.  Otherwise the handle serves only dns_cancel(). */
+/* Reverse lookup (PTR) of a numeric address. */
+struct dns_req *dns_lookup_ptr(const char *addr, dns_name_fn fn, void *arg);
+/* Addresses (A and AAAA) of a name. */
+struct dns_req *dns_lookup_addrs(const char *name, dns_addrs_fn fn, void *arg);
+/* Forget a lookup: its callback will not run.  NULL is fine. */
+void dns_cancel(struct dns_req *req);
+
+#endif
