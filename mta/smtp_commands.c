@@ -324,8 +324,10 @@ static void cmd_mail(struct smtp_session *s, char *arg)
 	if (err) {
 		if (err[0] == '4')
 			msg_warn("%s: %s", smtp_client_id(s), err);
-		/* keep nothing of a refused MAIL */
-		txn_free_envelope(&s->txn);
+		/* keep nothing of a refused MAIL; a nested MAIL leaves the
+		 * transaction in progress (and its queue file) alone */
+		if (!s->txn.active)
+			txn_free_envelope(&s->txn);
 		smtp_reply(s, "%s", err);
 		return;
 	}
@@ -455,9 +457,9 @@ static void rcpt_done(struct smtp_session *s, int verdict)
 {
 	struct pending_rcpt *pr = (struct pending_rcpt *)s->txn.cur_rcpt_ctx;
 
+	rcpt_finish(s, pr, verdict);   /* logs with to=<cur_rcpt> */
 	s->txn.cur_rcpt = NULL;
 	s->txn.cur_rcpt_ctx = NULL;
-	rcpt_finish(s, pr, verdict);
 	free(pr->addr);
 	free(pr->orcpt);
 	free(pr);
@@ -504,6 +506,11 @@ static void cmd_rcpt(struct smtp_session *s, char *arg)
 		return;
 	}
 	if (*addr == 0 || !smtp_address_valid(addr, s->txn.env.smtputf8)) {
+		for (const char *p = addr; *p; p++)
+			if ((unsigned char)*p >= 0x80 && !s->txn.env.smtputf8) {
+				smtp_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+				return;
+			}
 		smtp_reply(s, "501 5.1.3 Bad recipient address syntax");
 		return;
 	}
@@ -520,7 +527,9 @@ static void cmd_rcpt(struct smtp_session *s, char *arg)
 		snprintf(deflt, sizeof deflt,
 			 "<%s>: Recipient address rejected: sender-specified routing is not allowed",
 			 addr);
+		s->txn.cur_rcpt = pr->addr;     /* to=<> names this recipient */
 		smtp_log_reject(s, "reject", "RCPT", 550, "5.7.1", deflt);
+		s->txn.cur_rcpt = NULL;
 		smtp_reply(s, "550 5.7.1 %s", deflt);
 	} else {
 		s->txn.cur_rcpt = pr->addr;
@@ -546,14 +555,45 @@ static const char *data_sequence_error(struct smtp_session *s)
 	return NULL;
 }
 
+/* The first BDAT was refused (filter, queue file): its chunk follows the
+ * command, so consume it and reply then (smtp_data.c), as for any chunk
+ * of a failed message; later chunks get the same reply, and BDAT LAST
+ * ends the transaction.  Never parse the chunk as commands. */
+static void bdat_refuse(struct smtp_session *s, int code, const char *dsn,
+			const char *text)
+{
+	if (!s->txn.content_error) {
+		s->txn.content_error = true;
+		s->txn.content_err_code = code;
+		snprintf(s->txn.content_err_text, sizeof s->txn.content_err_text,
+			 "%s %s", dsn, text);
+	}
+	s->content.skip = true;
+	s->state = SS_BDAT;
+	smtp_resume_input(s);
+}
+
 static void data_done(struct smtp_session *s, int verdict)
 {
+	int code;
+	const char *dsn, *text;
+
+	if (s->txn.bdat_used && smtp_verdict_reply(s, verdict, &code, &dsn, &text,
+			"<DATA>: Data command rejected: Access denied")) {
+		smtp_log_reject(s, "reject", "DATA", code, dsn, text);
+		bdat_refuse(s, code, dsn, text);
+		return;
+	}
 	if (filter_rejected(s, verdict, "DATA",
 			    "<DATA>: Data command rejected: Access denied")) {
 		smtp_resume_input(s);
 		return;
 	}
 	if (smtp_data_begin(s) < 0) {
+		if (s->txn.bdat_used) {
+			bdat_refuse(s, 451, "4.3.0", "Error: queue file write error");
+			return;
+		}
 		smtp_reply(s, "451 4.3.0 Error: queue file write error");
 		smtp_txn_reset(s, true);
 		smtp_resume_input(s);
@@ -578,6 +618,11 @@ static void cmd_data(struct smtp_session *s, char *arg)
 	}
 	if (err) {
 		smtp_reply(s, "%s", err);
+		return;
+	}
+	if (s->txn.bdat_used) {
+		/* RFC 3030 2: DATA after BDAT in one transaction is a 503. */
+		smtp_reply(s, "503 5.5.1 Error: DATA after BDAT");
 		return;
 	}
 	filter_clear_reply(s);
@@ -739,7 +784,7 @@ void smtp_command(struct smtp_session *s, char *line, size_t len)
 	char *arg;
 
 	if (memchr(line, 0, len) != NULL || len == 0) {
-		s->cur_cmd = CMD_UNKNOWN;
+		s->cur_cmd = CMD__COUNT;    /* not a command: no "unknown=" count */
 		smtp_reply(s, "500 5.5.2 Error: bad syntax");
 		return;
 	}

@@ -538,8 +538,12 @@ static void commit_done(void *arg, int err)
 		smtp_session_gone(s);
 		return;
 	}
-	if (err == 0)
+	if (err == 0) {
+		/* Delivered: the error and junk counts start over (Postfix). */
+		s->errors = 0;
+		s->junk = 0;
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->queue_id);
+	}
 	else if (err == ENOSPC || err == EDQUOT)
 		smtp_reply(s, "452 4.3.1 Insufficient system storage");
 	else

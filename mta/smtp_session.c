@@ -24,6 +24,7 @@
  * 250 may already be owed), a pending filter is cancelled by its close
  * hook first.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -78,12 +79,20 @@ static void tarpit_done(evutil_socket_t fd, short what, void *arg)
 	smtp_resume_input(s);
 }
 
-/* After an error reply: count it, enforce the hard limit, and hold the
- * replies for smtpd_error_sleep_time once past the soft limit. */
-static void count_error(struct smtp_session *s)
+/* After a reply: count it when it is an error, enforce the hard limit
+ * (errors also come from junk commands, smtp_commands.c), and once the
+ * client had made smtpd_soft_error_limit errors before this reply, hold
+ * the replies for smtpd_error_sleep_time - every reply, as Postfix does,
+ * not only the error ones. */
+static void error_limits(struct smtp_session *s, bool error)
 {
-	s->errors++;
-	if (s->errors >= s->lim.hard_error_limit && !s->closing) {
+	int before = s->errors;
+
+	if (error)
+		s->errors++;
+	if (s->closing)
+		return;
+	if (s->errors >= s->lim.hard_error_limit) {
 		msg_info("too many errors after %s from %s", s->last_cmd,
 			 smtp_client_id(s));
 		evbuffer_add_printf(s->out, "421 4.7.0 %s Error: too many errors\r\n",
@@ -91,7 +100,7 @@ static void count_error(struct smtp_session *s)
 		s->closing = true;
 		return;
 	}
-	if (s->errors > s->lim.soft_error_limit && s->lim.error_sleep_time > 0
+	if (before >= s->lim.soft_error_limit && s->lim.error_sleep_time > 0
 	    && !s->tarpitting) {
 		struct timeval tv = { s->lim.error_sleep_time, 0 };
 
@@ -106,17 +115,18 @@ static void vreply(struct smtp_session *s, bool account, const char *fmt,
 {
 	char line[2048];
 	int n = vsnprintf(line, sizeof line, fmt, ap);
+	bool error;
 
 	if (n < 0)
 		return;
+	error = account && (line[0] == '4' || line[0] == '5');
 	if ((size_t)n >= sizeof line)
 		n = sizeof line - 1;
 	evbuffer_add(s->out, line, n);
 	evbuffer_add(s->out, "\r\n", 2);
-	if (account && (line[0] == '4' || line[0] == '5')) {
+	if (error && s->cur_cmd < CMD__COUNT)   /* CMD__COUNT: not a command */
 		s->cmd_bad[s->cur_cmd]++;
-		count_error(s);
-	}
+	error_limits(s, error);
 }
 
 void smtp_reply(struct smtp_session *s, const char *fmt, ...)
@@ -231,6 +241,14 @@ static bool pipelining_violation(struct smtp_session *s, const char *line)
 
 	if (!s->forbid_unauth_pipelining || evbuffer_get_length(in) == 0)
 		return false;
+	/* A BDAT chunk follows its command by definition: only input beyond
+	 * the chunk is sent ahead. */
+	if (strncasecmp(line, "BDAT ", 5) == 0) {
+		long long chunk = strtoll(line + 5, NULL, 10);
+
+		if (chunk >= 0 && (long long)evbuffer_get_length(in) <= chunk)
+			return false;
+	}
 	for (int i = 0; !must_be_last && last_in_group[i]; i++) {
 		size_t n = strlen(last_in_group[i]);
 
@@ -244,15 +262,22 @@ static bool pipelining_violation(struct smtp_session *s, const char *line)
 static void reject_pipelining(struct smtp_session *s, const char *line)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
-	char peek[101];
+	char peek[101], verb[11];
 	size_t n = evbuffer_copyout(in, peek, sizeof peek - 1);
+	size_t vlen = strcspn(line, " ");
 
 	peek[n] = 0;
 	for (size_t i = 0; i < n; i++)
 		if (peek[i] == '\r' || peek[i] == '\n')
 			peek[i] = ' ';
-	msg_info("improper command pipelining after %.10s from %s: %s",
-		 line, smtp_client_id(s), peek);
+	/* The command's name, as Postfix logs it: "after MAIL", not "after MAIL FROM:<..." */
+	if (vlen >= sizeof verb)
+		vlen = sizeof verb - 1;
+	for (size_t i = 0; i < vlen; i++)
+		verb[i] = toupper((unsigned char)line[i]);
+	verb[vlen] = 0;
+	msg_info("improper command pipelining after %s from %s: %s",
+		 verb, smtp_client_id(s), peek);
 	smtp_reply_close(s, "554 5.5.0 Error: SMTP protocol synchronization");
 }
 
@@ -295,14 +320,28 @@ static int command_input(struct smtp_session *s)
 		free(line);
 		return 1;
 	}
-	if ((long long)len > s->lim.line_length_limit)
+	if ((long long)len > s->lim.line_length_limit) {
+		s->cur_cmd = CMD__COUNT;    /* not a command: counted nowhere */
 		smtp_reply(s, "500 5.5.0 Error: line too long");
-	else if (pipelining_violation(s, line))
+	} else if (pipelining_violation(s, line)) {
 		reject_pipelining(s, line);
-	else
+	} else {
 		smtp_command(s, line, len);
+	}
 	free(line);
 	return 1;
+}
+
+/* Replies a client has not read yet: past this much, its input is not
+ * read until they drain (on_write), so a client that pipelines commands
+ * without reading the replies cannot make us buffer without bound. */
+#define OUTPUT_HIGH_WATER (256 * 1024)
+
+static bool output_backlogged(struct smtp_session *s)
+{
+	return evbuffer_get_length(s->out)
+		+ evbuffer_get_length(bufferevent_get_output(s->bev))
+		> OUTPUT_HIGH_WATER;
 }
 
 static void process_input(struct smtp_session *s)
@@ -311,6 +350,10 @@ static void process_input(struct smtp_session *s)
 		enum smtp_state before = s->state;
 		size_t avail = evbuffer_get_length(bufferevent_get_input(s->bev));
 
+		if (output_backlogged(s)) {
+			bufferevent_disable(s->bev, EV_READ);
+			break;
+		}
 		if (s->state == SS_COMMAND) {
 			if (avail == 0 || command_input(s) == 0)
 				break;
@@ -346,14 +389,27 @@ static void on_write(struct bufferevent *bev, void *arg)
 	struct smtp_session *s = arg;
 
 	if (s->closing && evbuffer_get_length(s->out) == 0
-	    && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	    && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
 		session_drop(s);
+		return;
+	}
+	/* The replies drained: read again if a backlog stopped the input. */
+	if (!s->closing && !s->paused && !s->dead && !s->tarpitting
+	    && !(bufferevent_get_enabled(bev) & EV_READ)) {
+		bufferevent_enable(bev, EV_READ);
+		event_active(s->resume_ev, EV_READ, 0);
+	}
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtp_session *s = arg;
 
+	if ((what & BEV_EVENT_TIMEOUT) && s->closing) {
+		/* Not even the last reply could be delivered: give up. */
+		session_drop(s);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		msg_info("timeout after %s from %s", s->last_cmd,
 			 smtp_client_id(s));
