@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +265,7 @@ static void prepare(struct master *m, const char *config_dir)
 		msg_fatal("%s", err);
 	if (m->sockets.n == 0)
 		msg_warn("master.cf declares no smtpd service: nothing to listen on");
+	raise_open_files_limit();
 	if (anvil_init(ANVIL_SLOTS) < 0)
 		msg_fatal("cannot map the connection count table: %s",
 			  strerror(errno));
@@ -296,7 +298,25 @@ static bool daemonize(struct master *m)
 	return true;
 }
 
+/* Each session holds a socket (and a queue file while receiving): a
+ * worker serving thousands of sessions needs more than the usual soft
+ * limit of 1024 descriptors.  Take what the hard limit allows. */
+static void raise_open_files_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		msg_warn("cannot raise the open files limit: %s", strerror(errno));
+}
+
 /* ---- reload -------------------------------------------------------- */
+
+/* How long a reload waits for the old workers to stop accepting, so that
+ * connections made after "reload --" meet the new configuration. */
+#define RETIRE_WAIT_SECS	5.0
 
 /* Can the master switch to `next`?  Fills *user and *wanted. */
 static int reload_check(struct master *m, const struct sluice_config *next,
@@ -375,6 +395,7 @@ static void master_reload(struct master *m)
 		return;
 	}
 	reload_install(m, next, &sockets, &user, wanted);
+	workers_wait_retired(m, RETIRE_WAIT_SECS);
 	msg_info("reload -- version %s, configuration %s", SLUICE_VERSION,
 		 m->config_dir);
 }

@@ -67,6 +67,8 @@ struct worker_slot {			/* index = the worker's anvil region */
 	double started;			/* monotonic seconds */
 	int quick_deaths;		/* in a row, soon after starting */
 	double restart_at;		/* pending restart; 0 = none */
+	int accepting_fd;		/* EOF here: it stopped accepting */
+	bool accepting_open;		/* accepting_fd is ours to close */
 };
 
 struct workers {
@@ -81,6 +83,9 @@ struct master;
 void workers_start_generation(struct master *m, int wanted);
 /* SIGTERM every worker of generations before the current one. */
 void workers_retire_old(struct master *m);
+/* Wait (at most `secs`) until every retired worker has closed its
+ * listening sockets, so that new connections meet the new generation. */
+void workers_wait_retired(struct master *m, double secs);
 /* Send sig to every worker, and expect them to exit. */
 void workers_signal_all(struct master *m, int sig);
 /* Reap exited workers; schedule restarts unless stopping. */

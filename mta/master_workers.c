@@ -19,6 +19,8 @@
  *    sluice/smtpd pid N exit status S" or "... killed by signal S".
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +54,10 @@ static void run_worker(struct master *m, struct worker_slot *ws, int slot)
 	wa.sockets = socks;
 	wa.nsockets = m->sockets.n;
 	wa.master_pipe = m->alive_pipe[0];
+	wa.accepting_fd = ws->accepting_fd;
+	for (int i = 0; i < MASTER_MAX_WORKERS; i++)
+		if (i != slot && m->workers.slot[i].accepting_open)
+			close(m->workers.slot[i].accepting_fd);
 	wa.drop_privileges = m->user.drop;
 	wa.uid = m->user.uid;
 	wa.gid = m->user.gid;
@@ -82,18 +88,37 @@ static void schedule_restart(struct worker_slot *ws, double now)
 		 WORKER_STABLE_SECS, delay, delay == 1 ? "" : "s");
 }
 
+static void close_accepting(struct worker_slot *ws)
+{
+	if (ws->accepting_open)
+		close(ws->accepting_fd);
+	ws->accepting_open = false;
+}
+
 static void spawn(struct master *m, int slot)
 {
 	struct worker_slot *ws = &m->workers.slot[slot];
-	pid_t pid = fork();
+	int p[2] = { -1, -1 };
+	pid_t pid;
 
-	if (pid == 0)
+	/* The worker holds the write end while it accepts connections. */
+	if (pipe2(p, O_CLOEXEC) < 0)
+		msg_fatal("pipe: %s", strerror(errno));
+	ws->accepting_fd = p[1];
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
 		run_worker(m, ws, slot);
+	}
+	close(p[1]);
+	ws->accepting_fd = p[0];
+	ws->accepting_open = true;
 	ws->started = mono_now();
 	ws->restart_at = 0;
 	ws->stopping = false;
 	if (pid < 0) {
 		msg_warn("fork: %s", strerror(errno));
+		close_accepting(ws);
 		ws->pid = 0;
 		schedule_restart(ws, ws->started);
 		return;
@@ -162,6 +187,41 @@ void workers_retire_old(struct master *m)
 	}
 }
 
+void workers_wait_retired(struct master *m, double secs)
+{
+	double deadline = mono_now() + secs;
+	struct pollfd pfd[MASTER_MAX_WORKERS];
+	int slot_of_pfd[MASTER_MAX_WORKERS];
+
+	for (;;) {
+		int n = 0;
+		double left = deadline - mono_now();
+
+		for (int i = 0; i < MASTER_MAX_WORKERS; i++) {
+			struct worker_slot *ws = &m->workers.slot[i];
+
+			if (ws->generation == m->workers.generation
+			    || !ws->accepting_open)
+				continue;
+			pfd[n].fd = ws->accepting_fd;
+			pfd[n].events = POLLIN;
+			slot_of_pfd[n++] = i;
+		}
+		if (n == 0)
+			return;
+		if (left <= 0) {
+			msg_warn("%d retired worker%s still accepting after %.0f seconds",
+				 n, n == 1 ? "" : "s", secs);
+			return;
+		}
+		if (poll(pfd, n, (int)(left * 1000) + 1) < 0 && errno != EINTR)
+			return;
+		for (int k = 0; k < n; k++)
+			if (pfd[k].revents)
+				close_accepting(&m->workers.slot[slot_of_pfd[k]]);
+	}
+}
+
 void workers_signal_all(struct master *m, int sig)
 {
 	struct worker_slot *ws;
@@ -209,6 +269,7 @@ void workers_reap(struct master *m)
 		ws = &m->workers.slot[slot];
 		log_exit(pid, status, ws->stopping || m->stopping);
 		anvil_release(slot);
+		close_accepting(ws);
 		ws->pid = 0;
 		if (ws->stopping || m->stopping
 		    || ws->generation != m->workers.generation)

@@ -64,6 +64,7 @@ struct worker {
 	struct event *drain_ev;		/* stopping: are the sessions done? */
 	bool stopping;
 	time_t accept_warned;
+	int accepting_fd;		/* closing it tells the master we stopped accepting */
 };
 
 static struct timeval msecs(int ms)
@@ -236,6 +237,9 @@ static void begin_stop(struct worker *w)
 	}
 	event_del(w->pause_ev);
 	event_del(w->master_ev);
+	if (w->accepting_fd >= 0)
+		close(w->accepting_fd);
+	w->accepting_fd = -1;
 	check_drained(w);
 }
 
@@ -294,6 +298,7 @@ void worker_main(struct sluice_config *sc, const struct worker_args *wa)
 	struct worker w;
 
 	memset(&w, 0, sizeof w);
+	w.accepting_fd = wa->accepting_fd;
 	log_set_service("smtpd");
 	sluice_conf = sc;
 	signal(SIGHUP, SIG_IGN);

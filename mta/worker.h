@@ -33,6 +33,7 @@ struct worker_args {
 	const struct worker_socket *sockets;
 	int nsockets;
 	int master_pipe;		/* EOF here: the master is gone; -1 none */
+	int accepting_fd;		/* closed once we stop accepting; -1 none */
 	bool drop_privileges;		/* started as root: become `user` */
 	uid_t uid;
 	gid_t gid;

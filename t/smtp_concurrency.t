@@ -16,25 +16,10 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use IO::Select;
 use IO::Socket::INET;
-use File::Temp ();
 use Time::HiRes qw(time);
 use SluiceTest qw(wait_until);
 
 my $N = 500;
-
-# The worker holds a socket and, during DATA, a queue file per session:
-# make sure the limit on open files is not what this test measures.
-my ($soft) = do { open my $fh, '<', '/proc/self/limits'; map { /^Max open files\s+(\d+)/ ? $1 : () } <$fh> };
-if (defined $soft && $soft < 4 * $N) {
-	my $dir = File::Temp::tempdir('sluice-wrap-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-	chmod 0755, $dir;
-	open my $fh, '>', "$dir/sluice" or die $!;
-	print $fh "#!/bin/sh\nulimit -n 4096 2>/dev/null || ulimit -n \$(ulimit -Hn)\nexec '$SluiceTest::SLUICE' \"\$@\"\n";
-	close $fh;
-	chmod 0755, "$dir/sluice";
-	diag("open files limit $soft: raising it to run $N sessions in one worker");
-	$SluiceTest::SLUICE = "$dir/sluice";
-}
 
 my $t = SluiceTest->new(main => { sluice_smtpd_workers => 1,
 				  smtpd_client_connection_count_limit => 0 },
