@@ -112,6 +112,20 @@ void master_child_setup(struct master *m)
 	/* The signals stay blocked until the child has its own handlers. */
 }
 
+/* Each session holds a socket (and a queue file while receiving): a
+ * worker serving thousands of sessions needs more than the usual soft
+ * limit of 1024 descriptors.  Take what the hard limit allows. */
+static void raise_open_files_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		msg_warn("cannot raise the open files limit: %s", strerror(errno));
+}
+
 /* ---- configuration pieces, shared by start-up and reload ----------- */
 
 /* A reload's diagnostics go to the log; an error refuses the reload. */
@@ -296,20 +310,6 @@ static bool daemonize(struct master *m)
 			close(null);
 	}
 	return true;
-}
-
-/* Each session holds a socket (and a queue file while receiving): a
- * worker serving thousands of sessions needs more than the usual soft
- * limit of 1024 descriptors.  Take what the hard limit allows. */
-static void raise_open_files_limit(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
-		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		msg_warn("cannot raise the open files limit: %s", strerror(errno));
 }
 
 /* ---- reload -------------------------------------------------------- */

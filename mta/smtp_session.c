@@ -44,6 +44,7 @@
 #include "filter_chain.h"
 #include "inet_addr.h"
 #include "log.h"
+#include "peer_name.h"
 #include "smtp_proto.h"
 
 static int session_count;
@@ -166,6 +167,7 @@ void smtp_set_last_command(struct smtp_session *s, const char *name)
 
 static void session_free(struct smtp_session *s)
 {
+	peer_name_cancel(s->peer_lookup);
 	filter_close(s);
 	smtp_txn_reset(s, false);
 	if (s->anvil_counted)
@@ -515,6 +517,32 @@ static bool over_connection_limit(struct smtp_session *s)
 	return true;
 }
 
+/* The client is known by name (or "unknown"): log, count, greet. */
+static void session_connected(struct smtp_session *s)
+{
+	if (cfg_bool(s->cfg, "smtpd_client_port_logging"))
+		msg_info("connect from %s:%d", smtp_client_id(s), s->client_port);
+	else
+		msg_info("connect from %s", smtp_client_id(s));
+	if (over_connection_limit(s)) {
+		flush_replies(s);
+		return;
+	}
+	filter_run_stage(s, FS_CONNECT, greet_done);
+}
+
+static void peer_named(void *arg, const char *name, const char *reverse)
+{
+	struct smtp_session *s = arg;
+
+	s->peer_lookup = NULL;
+	snprintf(s->client_name, sizeof s->client_name, "%s", name);
+	snprintf(s->reverse_name, sizeof s->reverse_name, "%s", reverse);
+	snprintf(s->client_id, sizeof s->client_id, "%s[%s]", s->client_name,
+		 s->client_addr);
+	session_connected(s);
+}
+
 void smtp_session_start(struct event_base *base, int fd,
 			const struct sockaddr *peer, socklen_t peerlen,
 			const struct listener *l)
@@ -550,12 +578,10 @@ void smtp_session_start(struct event_base *base, int fd,
 	tv.tv_usec = 0;
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	bufferevent_enable(s->bev, EV_WRITE);
-	msg_info("connect from %s", smtp_client_id(s));
-	if (over_connection_limit(s)) {
-		flush_replies(s);
-		return;
-	}
 	s->state = SS_GREETING;
 	smtp_pause_input(s);
-	filter_run_stage(s, FS_CONNECT, greet_done);
+	if (cfg_bool(s->cfg, "smtpd_peername_lookup"))
+		s->peer_lookup = peer_name_lookup(s->client_addr, peer_named, s);
+	else
+		session_connected(s);
 }

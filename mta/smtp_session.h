@@ -118,6 +118,7 @@ struct smtp_session {
 	char *reject_all_reply;
 	const char *last_cmd;       /* for "timeout after X" / "lost connection after X" */
 	bool anvil_counted;
+	struct peer_lookup *peer_lookup;   /* client name lookup in flight */
 	bool bare_lf_excluded;      /* client in smtpd_forbid_bare_newline_exclusions */
 	bool forbid_unauth_pipelining;
 	bool pipelining_offered;    /* EHLO advertised PIPELINING */
