@@ -111,6 +111,42 @@ static void error_limits(struct smtp_session *s, bool error)
 	}
 }
 
+/* Length of "NNN X.Y.Z " at the start of a reply (code and enhanced
+ * code), or of "NNN " without an enhanced code. */
+static size_t reply_prefix_len(const char *line)
+{
+	size_t n = 4;
+
+	if (line[n] >= '2' && line[n] <= '5' && line[n + 1] == '.')
+		n += strcspn(line + n, " ") + 1;
+	return n;
+}
+
+/* Queue a reply line; a 4xx/5xx one gets smtpd_reject_footer as Postfix
+ * does: as a last line with the same codes, or, when the footer starts
+ * with "\c", at the end of the same line. */
+static void add_reply_line(struct smtp_session *s, char *line, size_t n)
+{
+	const char *footer = (line[0] == '4' || line[0] == '5')
+		? cfg_str(s->cfg, "smtpd_reject_footer") : "";
+	size_t plen;
+
+	if (*footer == 0 || n < 4 || line[3] != ' ') {
+		evbuffer_add(s->out, line, n);
+		evbuffer_add(s->out, "\r\n", 2);
+		return;
+	}
+	if (strncmp(footer, "\\c", 2) == 0) {
+		evbuffer_add_printf(s->out, "%.*s%s\r\n", (int)n, line, footer + 2);
+		return;
+	}
+	plen = reply_prefix_len(line);
+	line[3] = '-';
+	evbuffer_add(s->out, line, n);
+	line[3] = ' ';
+	evbuffer_add_printf(s->out, "\r\n%.*s%s\r\n", (int)plen, line, footer);
+}
+
 static void vreply(struct smtp_session *s, bool account, const char *fmt,
 		   va_list ap)
 {
@@ -123,8 +159,7 @@ static void vreply(struct smtp_session *s, bool account, const char *fmt,
 	error = account && (line[0] == '4' || line[0] == '5');
 	if ((size_t)n >= sizeof line)
 		n = sizeof line - 1;
-	evbuffer_add(s->out, line, n);
-	evbuffer_add(s->out, "\r\n", 2);
+	add_reply_line(s, line, n);
 	if (error && s->cur_cmd < CMD__COUNT)   /* CMD__COUNT: not a command */
 		s->cmd_bad[s->cur_cmd]++;
 	error_limits(s, error);
