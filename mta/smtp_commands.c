@@ -105,6 +105,28 @@ void smtp_txn_reset(struct smtp_session *s, bool notify_filters)
 		filter_reset(s);
 }
 
+void smtp_keep_session_decisions(struct smtp_session *s)
+{
+	if (s->txn.discard)
+		s->discard_all = true;
+	if (s->txn.hold && !s->hold_all) {
+		s->hold_all = true;
+		s->hold_all_reason = s->txn.hold_reason ? xstrdup(s->txn.hold_reason)
+			: NULL;
+	}
+}
+
+/* A new transaction inherits the session's decisions. */
+static void apply_session_decisions(struct smtp_session *s)
+{
+	s->txn.discard |= s->discard_all;
+	if (s->hold_all && !s->txn.hold) {
+		s->txn.hold = true;
+		s->txn.hold_reason = s->hold_all_reason ? xstrdup(s->hold_all_reason)
+			: NULL;
+	}
+}
+
 static bool junk_command(struct smtp_session *s)
 {
 	if (++s->junk > s->lim.junk_command_limit) {
@@ -167,8 +189,10 @@ static void helo_done(struct smtp_session *s, int verdict)
 		free(s->helo_name);
 		s->helo_name = NULL;
 	} else if (s->esmtp) {
+		smtp_keep_session_decisions(s);
 		ehlo_reply(s);
 	} else {
+		smtp_keep_session_decisions(s);
 		smtp_reply_raw(s, "250 %s", smtp_hostname(s));
 	}
 	smtp_resume_input(s);
@@ -332,6 +356,7 @@ static void cmd_mail(struct smtp_session *s, char *arg)
 		return;
 	}
 	s->txn.active = true;
+	apply_session_decisions(s);
 	filter_clear_reply(s);
 	smtp_pause_input(s);
 	filter_run_stage(s, FS_MAIL, mail_done);

@@ -438,10 +438,12 @@ static void fill_envelope(struct smtp_session *s)
 	env->size = queue_content_size(s->txn.qf);
 }
 
-static void log_eom_action(struct smtp_session *s, const char *action)
+static void log_eom_action(struct smtp_session *s, const char *action,
+			   const char *reason)
 {
 	smtp_log_reject(s, action, "END-OF-MESSAGE", 0, NULL,
-			s->reply_text ? s->reply_text : "filter decision");
+			reason ? reason : s->reply_text ? s->reply_text
+			: "filter decision");
 }
 
 static void finish_transaction(struct smtp_session *s)
@@ -466,13 +468,13 @@ static void eom_done(struct smtp_session *s, int verdict)
 		return;
 	}
 	if (s->txn.discard) {
-		log_eom_action(s, "discard");
+		log_eom_action(s, "discard", NULL);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->queue_id);
 		finish_transaction(s);
 		return;
 	}
 	if (s->txn.hold)
-		log_eom_action(s, "hold");
+		log_eom_action(s, "hold", s->txn.hold_reason);
 	if (s->txn.hdr_modified) {
 		hdrs = serialize_headers(s, &hlen);
 		if (queue_replace_headers(s->txn.qf, hdrs, hlen) < 0)

@@ -36,6 +36,8 @@ void smtp_command(struct smtp_session *s, char *line, size_t len);
 /* End the current transaction: abort a queue file in progress, free the
  * envelope, run reset hooks when `notify_filters`. */
 void smtp_txn_reset(struct smtp_session *s, bool notify_filters);
+/* After a connect or HELO stage: keep its DISCARD/HOLD for the session. */
+void smtp_keep_session_decisions(struct smtp_session *s);
 /* Apply the verdict of a filter run at a stage to a reply: fills code,
  * dsn and text with the filter's or the default; returns true when the
  * verdict rejects or defers. */

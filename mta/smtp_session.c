@@ -215,6 +215,7 @@ static void session_free(struct smtp_session *s)
 	evbuffer_free(s->out);
 	free(s->helo_name);
 	free(s->reject_all_reply);
+	free(s->hold_all_reason);
 	free(s->reply_text);
 	free(s->plugin_data);
 	free(s->content.hline);
@@ -530,6 +531,7 @@ static void greet_done(struct smtp_session *s, int verdict)
 			smtp_reply_raw(s, "%s", buf);
 		}
 	} else {
+		smtp_keep_session_decisions(s);
 		smtp_reply_raw(s, "220 %s", cfg_str(s->cfg, "smtpd_banner"));
 	}
 	flush_replies(s);

@@ -118,6 +118,10 @@ struct smtp_session {
 	char *reject_all_reply;
 	const char *last_cmd;       /* for "timeout after X" / "lost connection after X" */
 	bool anvil_counted;
+	/* DISCARD/HOLD decided at connect or HELO apply to every message of
+	 * the session (as a milter's); copied into each new transaction. */
+	bool discard_all, hold_all;
+	char *hold_all_reason;
 	struct peer_lookup *peer_lookup;   /* client name lookup in flight */
 	bool bare_lf_excluded;      /* client in smtpd_forbid_bare_newline_exclusions */
 	bool forbid_unauth_pipelining;
