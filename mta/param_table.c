@@ -80,6 +80,8 @@ static const struct param_def core_params[] = {
 	  "The text after \"220\" in the SMTP greeting; it must start with $myhostname.", NULL },
 	{ "smtpd_client_connection_count_limit", PT_INT, "50",
 	  "How many simultaneous connections one client IP address may have (0: no limit).", NULL },
+	{ "smtpd_client_event_limit_exceptions", PT_LIST, "$mynetworks",
+	  "Clients (address or network/mask) excluded from smtpd_client_connection_count_limit.", NULL },
 	{ "smtpd_client_port_logging", PT_BOOL, "no",
 	  "Log the client's port number along with its address.", NULL },
 	{ "smtpd_discard_ehlo_keywords", PT_LIST, "",

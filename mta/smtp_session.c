@@ -543,6 +543,9 @@ static bool over_connection_limit(struct smtp_session *s)
 	long long limit = cfg_int(s->cfg, "smtpd_client_connection_count_limit");
 	int count;
 
+	if (inet_match_list(s->cfg, "smtpd_client_event_limit_exceptions",
+			    s->client_addr))
+		return false;
 	s->anvil_counted = true;
 	count = anvil_connect(s->client_addr);
 	if (limit <= 0 || count <= limit)

@@ -149,7 +149,8 @@ SKIP: {
 
 {
 	my $limit = 3;
-	my $l = SluiceTest->new(main => { smtpd_client_connection_count_limit => $limit });
+	my $l = SluiceTest->new(main => { smtpd_client_connection_count_limit => $limit,
+					  smtpd_client_event_limit_exceptions => '' });
 	my (@open, @codes, $refusal);
 	for (1 .. $limit + 2) {
 		my $c = $l->smtp;

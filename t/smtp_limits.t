@@ -277,6 +277,7 @@ sub deliver {
 
 {
 	my $l = SluiceTest->new(main => { smtpd_peername_lookup => 'no',
+					  smtpd_client_event_limit_exceptions => '',
 					  smtpd_client_connection_count_limit => 2 });
 	my $mark = $l->log_mark;
 	my @open = map { $l->smtp } 1 .. 2;
@@ -298,6 +299,12 @@ sub deliver {
 	}, 10);
 	ok($again, 'once one of them quits, a new connection is accepted');
 	$_->close for @open;
+	$l->set_main(smtpd_client_event_limit_exceptions => undef);   # default: $mynetworks
+	$l->reload;
+	my @many = map { $l->smtp } 1 .. 4;
+	is_deeply([map { ($_->read_reply)[0] } @many], [220, 220, 220, 220],
+		  'smtpd_client_event_limit_exceptions (default $mynetworks): 127.0.0.1 is not limited');
+	$_->close for @many;
 }
 
 done_testing;
