@@ -251,12 +251,14 @@ static void prepare_queue(struct master *m)
 	if ((m->pidfile = pidfile_path(m->sc)) == NULL)
 		msg_fatal("out of memory");
 	m->pidfile_fd = pidfile_acquire(m->pidfile, &holder, err, sizeof err);
-	if (m->pidfile_fd < 0)
+	if (m->pidfile_fd < 0 && holder > 0)
 		msg_fatal("%s", err);
-	if (queue_dirs_ensure(qdir, m->user.drop ? m->user.uid : (uid_t)-1,
-			      m->user.drop ? m->user.gid : (gid_t)-1,
-			      err, sizeof err) < 0)
-		msg_fatal("queue_directory %s: %s", qdir, err);
+	if (m->pidfile_fd < 0
+	    || queue_dirs_ensure(qdir, m->user.drop ? m->user.uid : (uid_t)-1,
+				 m->user.drop ? m->user.gid : (gid_t)-1,
+				 err, sizeof err) < 0)
+		msg_fatal("queue_directory %s: %s; fix queue_directory in main.cf "
+			  "or what is in the way, then start again", qdir, err);
 }
 
 static void prepare(struct master *m, const char *config_dir)

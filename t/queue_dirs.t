@@ -1,0 +1,33 @@
+#!/usr/bin/perl
+# queue_dirs.t - the master creates queue_directory and its subdirectories
+# with mail_owner as owner and mode 0700 when they are missing (as
+# `postfix check` does), and refuses to start, saying why, when it cannot.
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use SluiceTest;
+
+my $t = SluiceTest->new;
+my $q = $t->config('queue_directory');
+my $owner = getpwnam(SluiceTest::run_user());
+for my $sub (qw(incoming active deferred hold corrupt)) {
+	my @st = stat "$q/$sub";
+	ok(@st, "$sub/ was created");
+	is(sprintf('%04o', $st[2] & 07777), '0700', "$sub/ has mode 0700");
+	is($st[4], $owner, "$sub/ belongs to mail_owner");
+}
+$t->stop;
+
+# A path that cannot be a directory: its parent is a regular file.
+my $b = SluiceTest->new(start => 0);
+$b->write_file('afile', "not a directory\n");
+$b->set_main(queue_directory => $b->dir . '/afile/spool');
+my ($rc, $out) = $b->sluice('run');
+isnt($rc, 0, 'a queue_directory that cannot be created refuses to start');
+like($out, qr/queue_directory .*afile\/spool/, '... naming the path');
+like($out, qr/Not a directory; fix queue_directory in main.cf/, '... saying why and what to do');
+
+done_testing;
