@@ -333,7 +333,7 @@ static const char *mail_checks(struct smtp_session *s, char *arg,
 				return "553 5.6.7 Must declare SMTPUTF8 to send unicode address";
 		return "501 5.1.7 Bad sender address syntax";
 	}
-	if (!queue_space_ok(cfg_str(s->cfg, "queue_directory"),
+	if (!queue_space_ok(smtp_queue_dir(s),
 			    s->txn.declared_size, cfg_size(s->cfg, "queue_minfree")))
 		return "452 4.3.1 Insufficient system storage";
 	s->txn.env.sender = xstrdup(addr);
@@ -422,7 +422,7 @@ static int open_queue_file(struct smtp_session *s)
 {
 	if (s->txn.qf)
 		return 0;
-	s->txn.qf = queue_create(cfg_str(s->cfg, "queue_directory"));
+	s->txn.qf = queue_create(smtp_queue_dir(s));
 	if (s->txn.qf == NULL) {
 		msg_warn("%s: cannot create queue file: %m", smtp_client_id(s));
 		return -1;

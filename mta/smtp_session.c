@@ -48,6 +48,17 @@
 #include "smtp_proto.h"
 
 static int session_count;
+static const char *queue_dir_here;      /* set once by the worker */
+
+void smtp_set_queue_dir(const char *dir)
+{
+	queue_dir_here = dir;
+}
+
+const char *smtp_queue_dir(const struct smtp_session *s)
+{
+	return queue_dir_here ? queue_dir_here : cfg_str(s->cfg, "queue_directory");
+}
 
 int smtp_session_count(void)
 {

@@ -143,6 +143,10 @@ struct smtp_session {
 void smtp_session_start(struct event_base *base, int fd,
 			const struct sockaddr *peer, socklen_t peerlen,
 			const struct listener *l);
+/* The queue directory as this process reaches it: the worker enters it
+ * before dropping privileges and sets "." (default: queue_directory). */
+void smtp_set_queue_dir(const char *dir);
+const char *smtp_queue_dir(const struct smtp_session *s);
 /* Number of sessions alive in this process (for graceful shutdown). */
 int smtp_session_count(void);
 

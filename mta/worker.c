@@ -76,6 +76,20 @@ static struct timeval msecs(int ms)
 
 /* ---- start-up ------------------------------------------------------ */
 
+/* As Postfix's daemons do: change into the queue directory while still
+ * privileged, and reach the queue by relative paths from then on, so
+ * mail_owner needs no search permission on the directories above it
+ * (the tree under /root that `make run` uses, for one). */
+static void enter_queue_directory(const struct sluice_config *sc)
+{
+	const char *qdir = cfg_str(sc->main, "queue_directory");
+
+	if (chdir(qdir) < 0)
+		msg_fatal("cannot enter queue_directory %s: %s", qdir,
+			  strerror(errno));
+	smtp_set_queue_dir(".");
+}
+
 static void drop_privileges(const struct worker_args *wa)
 {
 	if (!wa->drop_privileges)
@@ -304,6 +318,7 @@ void worker_main(struct sluice_config *sc, const struct worker_args *wa)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	enter_queue_directory(sc);
 	drop_privileges(wa);
 	start_services(&w, sc);
 	listen_all(&w, wa);

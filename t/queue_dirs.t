@@ -21,6 +21,27 @@ for my $sub (qw(incoming active deferred hold corrupt)) {
 }
 $t->stop;
 
+# mail_owner needs no search permission above the queue: the workers
+# enter queue_directory before they drop privileges, as Postfix's daemons
+# do (`make run` as root keeps its queue in a tree under /root).
+SKIP: {
+	skip 'privilege separation needs root', 2 if $< != 0;
+	my $p = SluiceTest->new(start => 0);
+	chmod 0700, $p->dir;
+	$p->start;
+	my $c = $p->smtp;
+	$c->read_reply;
+	$c->cmd('EHLO client.example.test');
+	$c->cmd('MAIL FROM:<a@example.org>');
+	$c->cmd('RCPT TO:<b@example.net>');
+	$c->cmd('DATA');
+	my ($code, $text) = $c->cmd("Subject: x\r\n\r\nbody\r\n.");
+	like($text, qr/^250 2\.0\.0 Ok: queued as /,
+	     'queue_directory below a directory mail_owner cannot search: mail is queued');
+	is(scalar(my @f = $p->queue_files('incoming')), 1, '... into incoming/');
+	$c->cmd('QUIT');
+}
+
 # A path that cannot be a directory: its parent is a regular file.
 my $b = SluiceTest->new(start => 0);
 $b->write_file('afile', "not a directory\n");
