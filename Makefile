@@ -46,7 +46,7 @@ $(B)/plugins/%.so: $$(addprefix $(B)/obj/,$$(addsuffix .o,$$(basename $$(wildcar
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $^
 
-$(B)/t/%: t/unit/%.c $(CORE_OBJ)
+$(B)/t/%: t/unit/%.c $(wildcard t/unit/*.h) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -rdynamic -o $@ $< $(CORE_OBJ) $(LIBS)
 

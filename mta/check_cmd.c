@@ -51,6 +51,33 @@ static const char *parent_of(const char *path, char *buf, size_t size)
 	return buf;
 }
 
+/*
+ * What queue_directory and plugin_directory share: DIR, the value of the
+ * parameter NAME, must be a directory we can read and search.  Reports
+ * "NAME "DIR"[ (the default)] is not a directory; NOT_DIR_FIX" or
+ * "... is not readable (why); UNREADABLE_FIX" and returns 0, or returns
+ * -1 with errno from stat() when DIR cannot be examined, which each
+ * caller words itself.
+ */
+static int check_dir(struct diag *d, const struct place *p, const char *name,
+		     const char *dir, const char *not_dir_fix,
+		     const char *unreadable_fix)
+{
+	struct stat st;
+
+	if (stat(dir, &st) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode))
+		diag_add(d, DIAG_ERROR, p->file, p->line,
+			 "%s \"%s\"%s is not a directory; %s",
+			 name, dir, p->dflt, not_dir_fix);
+	else if (access(dir, R_OK | X_OK) < 0)
+		diag_add(d, DIAG_ERROR, p->file, p->line,
+			 "%s \"%s\"%s is not readable (%s); %s",
+			 name, dir, p->dflt, strerror(errno), unreadable_fix);
+	return 0;
+}
+
 /* ---- queue_directory --------------------------------------------------- */
 
 static void check_queue_parent(struct diag *d, const struct place *p,
@@ -79,24 +106,17 @@ static void check_queue(struct diag *d, const struct config *c,
 {
 	struct place p = where(c, "queue_directory", main_path);
 	const char *q = cfg_str(c, "queue_directory");
-	struct stat st;
 
-	if (stat(q, &st) < 0) {
-		if (errno == ENOENT)
-			check_queue_parent(d, &p, q);
-		else
-			diag_add(d, DIAG_ERROR, p.file, p.line,
-				 "queue_directory \"%s\"%s cannot be examined: %s; fix the permissions of the directories above it",
-				 q, p.dflt, strerror(errno));
-	} else if (!S_ISDIR(st.st_mode)) {
+	if (check_dir(d, &p, "queue_directory", q,
+		      "point queue_directory at a directory (sluice creates it when missing)",
+		      "fix its permissions, or point queue_directory elsewhere") == 0)
+		return;
+	if (errno == ENOENT)
+		check_queue_parent(d, &p, q);
+	else
 		diag_add(d, DIAG_ERROR, p.file, p.line,
-			 "queue_directory \"%s\"%s is not a directory; point queue_directory at a directory (sluice creates it when missing)",
-			 q, p.dflt);
-	} else if (access(q, R_OK | X_OK) < 0) {
-		diag_add(d, DIAG_ERROR, p.file, p.line,
-			 "queue_directory \"%s\"%s is not readable (%s); fix its permissions, or point queue_directory elsewhere",
+			 "queue_directory \"%s\"%s cannot be examined: %s; fix the permissions of the directories above it",
 			 q, p.dflt, strerror(errno));
-	}
 }
 
 /* ---- plugin_directory -------------------------------------------------- */
@@ -104,27 +124,21 @@ static void check_queue(struct diag *d, const struct config *c,
 static void check_plugin_dir(struct diag *d, const struct config *c,
 			     const char *main_path)
 {
+	static const char fix[] =
+		"point plugin_directory at the directory holding the plugins (NAME.so)";
 	struct place p = where(c, "plugin_directory", main_path);
 	const char *dir = cfg_str(c, "plugin_directory");
 	char **plugins = cfg_list(c, "sluice_plugins");
 	bool used = plugins[0] != NULL;
-	struct stat st;
 
 	cfg_list_free(plugins);
 	if (!used)
 		return;         /* no plugin: the directory does not matter */
-	if (stat(dir, &st) < 0)
+	if (check_dir(d, &p, "plugin_directory", dir, fix,
+		      "fix its permissions") < 0)
 		diag_add(d, DIAG_ERROR, p.file, p.line,
-			 "plugin_directory \"%s\"%s: %s; point plugin_directory at the directory holding the plugins (NAME.so)",
-			 dir, p.dflt, strerror(errno));
-	else if (!S_ISDIR(st.st_mode))
-		diag_add(d, DIAG_ERROR, p.file, p.line,
-			 "plugin_directory \"%s\"%s is not a directory; point plugin_directory at the directory holding the plugins (NAME.so)",
-			 dir, p.dflt);
-	else if (access(dir, R_OK | X_OK) < 0)
-		diag_add(d, DIAG_ERROR, p.file, p.line,
-			 "plugin_directory \"%s\"%s is not readable (%s); fix its permissions",
-			 dir, p.dflt, strerror(errno));
+			 "plugin_directory \"%s\"%s: %s; %s",
+			 dir, p.dflt, strerror(errno), fix);
 }
 
 /* ---- maillog_file --------------------------------------------------------- */

@@ -14,17 +14,14 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use SluiceTest qw(wait_until);
+use SluiceTest qw(wait_until reply_is);
 
 my $HOST = 'mx.example.test';
 my $DATE = qr/\w{3}, \d{1,2} \w{3} \d{4} \d\d:\d\d:\d\d [-+]\d{4} \(\S+\)/;
-
-# The reply to `line` must be exactly `want` (a string: the whole text).
-sub reply_is {
-	my ($c, $line, $want, $name) = @_;
-	my ($code, $text) = $c->cmd($line);
-	is($text, $want, $name // "$line -> $want");
-}
+# The EHLO reply with the default keywords, in order (no VRFY).
+my $EHLO_REPLY = join("\n", "250-$HOST", '250-PIPELINING', '250-SIZE 10240000',
+		      '250-ENHANCEDSTATUSCODES', '250-8BITMIME', '250-DSN',
+		      '250-SMTPUTF8', '250 CHUNKING');
 
 # Many error replies below: no tarpit, no hard limit here (smtp_limits.t).
 my $t = SluiceTest->new(main => { smtpd_peername_lookup => 'no',
@@ -41,9 +38,7 @@ my $t = SluiceTest->new(main => { smtpd_peername_lookup => 'no',
 	   'the greeting is smtpd_banner with $myhostname expanded');
 
 	($code, $text) = $c->cmd('EHLO client.example');
-	is($text, join("\n", "250-$HOST", '250-PIPELINING', '250-SIZE 10240000',
-		       '250-ENHANCEDSTATUSCODES', '250-8BITMIME', '250-DSN',
-		       '250-SMTPUTF8', '250 CHUNKING'),
+	is($text, $EHLO_REPLY,
 	   'EHLO: hostname, then exactly the default keywords in order (no VRFY)');
 
 	reply_is($c, 'HELO client.example', "250 $HOST", 'HELO: 250 myhostname');
@@ -62,9 +57,7 @@ my $t = SluiceTest->new(main => { smtpd_peername_lookup => 'no',
 	reply_is($c, 'MAILX FROM:<a@example.org>', '502 5.5.2 Error: command not recognized',
 		 'a verb that only starts like MAIL is unknown');
 	reply_is($c, '', '500 5.5.2 Error: bad syntax', 'an empty line');
-	reply_is($c, 'ehlo lower.example', join("\n", "250-$HOST", '250-PIPELINING',
-		 '250-SIZE 10240000', '250-ENHANCEDSTATUSCODES', '250-8BITMIME', '250-DSN',
-		 '250-SMTPUTF8', '250 CHUNKING'), 'verbs are case-insensitive');
+	reply_is($c, 'ehlo lower.example', $EHLO_REPLY, 'verbs are case-insensitive');
 
 	# ---- out of sequence and syntax ----
 	reply_is($c, 'RCPT TO:<rcpt@example.net>', '503 5.5.1 Error: need MAIL command',
@@ -100,9 +93,7 @@ my $t = SluiceTest->new(main => { smtpd_peername_lookup => 'no',
 	reply_is($c, 'RCPT TO:<x@example.net>', '503 5.5.1 Error: need MAIL command',
 		 '... so RCPT needs a new MAIL');
 	reply_is($c, 'MAIL FROM:<a@example.org>', '250 2.1.0 Ok', '... which is accepted');
-	reply_is($c, 'EHLO again.example', join("\n", "250-$HOST", '250-PIPELINING',
-		 '250-SIZE 10240000', '250-ENHANCEDSTATUSCODES', '250-8BITMIME', '250-DSN',
-		 '250-SMTPUTF8', '250 CHUNKING'), 'EHLO in a transaction');
+	reply_is($c, 'EHLO again.example', $EHLO_REPLY, 'EHLO in a transaction');
 	reply_is($c, 'RCPT TO:<x@example.net>', '503 5.5.1 Error: need MAIL command',
 		 '... resets it');
 

@@ -26,15 +26,23 @@ sub body_of {
 	    . ".starts with a dot\n";
 }
 
+# A new session, through EHLO, MAIL and RCPT TO:<rcpt> to DATA: the client
+# and the code of the reply to DATA.
+sub in_data {
+	my ($rcpt) = @_;
+	my $c = $t->smtp;
+	$c->hello('client.example');
+	$c->cmd('MAIL FROM:<a@example.org>');
+	$c->cmd("RCPT TO:<$rcpt>");
+	my ($code) = $c->cmd('DATA');
+	return ($c, $code);
+}
+
 # ---- SIGKILL right after the 250 ----------------------------------------------------
 
 my (%sent, @clients);
 for my $i (1 .. $N) {
-	my $c = $t->smtp;
-	$c->hello('client.example');
-	$c->cmd('MAIL FROM:<a@example.org>');
-	$c->cmd("RCPT TO:<r$i\@example.net>");
-	$c->cmd('DATA');
+	my ($c) = in_data("r$i\@example.net");
 	push @clients, $c;
 }
 # Every message ends at about the same time; the kill follows the last 250.
@@ -76,11 +84,7 @@ $t->start_group;
 check_files('after the restart');
 
 my %before = map { $_ => 1 } $t->queue_files;
-my $c = $t->smtp;
-$c->hello('client.example');
-$c->cmd('MAIL FROM:<a@example.org>');
-$c->cmd('RCPT TO:<half@example.net>');
-my ($code) = $c->cmd('DATA');
+my ($c, $code) = in_data('half@example.net');
 is($code, 354, 'a message in the middle of DATA');
 $c->send_raw("Subject: half\r\n\r\n" . ("half a message\r\n" x 10000));   # 160 kB, no end
 my @half = grep { !$before{$_} } $t->queue_files;
@@ -104,11 +108,7 @@ is_deeply([sort $t->queue_files], [sort grep { defined } @ids], 'only the acknow
 
 %before = map { $_ => 1 } $t->queue_files;
 $mark = $t->log_mark;
-$c = $t->smtp;
-$c->hello('client.example');
-$c->cmd('MAIL FROM:<a@example.org>');
-$c->cmd('RCPT TO:<gone@example.net>');
-$c->cmd('DATA');
+($c) = in_data('gone@example.net');
 $c->send_raw("Subject: gone\r\n\r\nthe client goes away\r\n");
 my @gone = grep { !$before{$_} } $t->queue_files;
 is(scalar @gone, 1, 'a client in the middle of DATA has a queue file');
@@ -121,11 +121,7 @@ ok(wait_until(sub { !-e $t->queue_path($gone[0] // 'none') }, 5), '... and its q
 
 %before = map { $_ => 1 } $t->queue_files;
 $mark = $t->log_mark;
-$c = $t->smtp;
-$c->hello('client.example');
-$c->cmd('MAIL FROM:<a@example.org>');
-$c->cmd('RCPT TO:<dot@example.net>');
-$c->cmd('DATA');
+($c) = in_data('dot@example.net');
 $c->send_raw("Subject: dot\r\n\r\nthe client does not wait for the 250\r\n.\r\n");
 $c->close;
 ok($t->wait_log(qr/: from=<a\@example\.org>, size=\d+, nrcpt=1 \(queue active\)$/, undef, from => $mark),

@@ -12,19 +12,13 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use SluiceTest qw(wait_until);
+use SluiceTest qw(wait_until reply_is);
 
 my $LIMIT = 4000;
 my $t = SluiceTest->new(main => { message_size_limit => $LIMIT,
 				  smtpd_soft_error_limit => 1000,
 				  smtpd_hard_error_limit => 1000 },
 			listeners => { smtp => '', noutf8 => '-o smtputf8_enable=no' });
-
-sub reply_is {
-	my ($c, $line, $want, $name) = @_;
-	my ($code, $text) = $c->cmd($line);
-	is($text, $want, $name // "$line -> $want");
-}
 
 # DATA with `body` (LF line ends; CRLF and dot-stuffing added); the queue
 # ID from the 250, or undef (and the reply text second).

@@ -40,7 +40,7 @@ use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
 
-our @EXPORT_OK = qw(wait_until free_port);
+our @EXPORT_OK = qw(wait_until free_port reply_is);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 our $SLUICE = $ENV{SLUICE_BIN} || "$ROOT/build/bin/sluice";
@@ -186,6 +186,15 @@ sub wait_log {
 
 # ---- the server ----------------------------------------------------------
 
+# In a child about to exec the master: if the test process dies in any
+# way that skips END (a crash, SIGKILL, a runaway fork), the kernel sends
+# the master SIGTERM (prctl PR_SET_PDEATHSIG), so no sluice outlives its
+# test.
+sub die_with_parent {
+	my ($SYS_prctl, $PR_SET_PDEATHSIG) = (157, 1);   # x86_64 Linux
+	syscall($SYS_prctl, $PR_SET_PDEATHSIG, 15);
+}
+
 sub start {
 	my ($self) = @_;
 	my $mark = $self->log_mark;
@@ -194,6 +203,7 @@ sub start {
 		open STDIN, '<', '/dev/null';
 		open STDOUT, '>>', "$self->{dir}/log" or POSIX::_exit(126);
 		open STDERR, '>&', \*STDOUT or POSIX::_exit(126);
+		die_with_parent();
 		exec($SLUICE, '-c', $self->{dir}, 'run') or POSIX::_exit(127);
 	}
 	$self->{pid} = $pid;
@@ -512,6 +522,7 @@ sub start_group {
 		open STDIN, '<', '/dev/null';
 		open STDOUT, '>>', "$self->{dir}/log" or POSIX::_exit(126);
 		open STDERR, '>&', \*STDOUT or POSIX::_exit(126);
+		die_with_parent();
 		exec($SLUICE, '-c', $self->{dir}, 'run') or POSIX::_exit(127);
 	}
 	POSIX::setpgid($pid, $pid);   # both sides: no race with the kill
@@ -534,6 +545,16 @@ sub kill_group {
 	$self->wait_exit(10);
 	delete $self->{pgrp};
 	return wait_until(sub { !grep { !gone($_) } @members }, 10) ? 1 : 0;
+}
+
+# A Test::More check: send `line` on client `c`; its reply (all lines,
+# joined with "\n") must be exactly `want`.  The name defaults to
+# "LINE -> WANT".
+sub reply_is {
+	my ($c, $line, $want, $name) = @_;
+	my ($code, $text) = $c->cmd($line);
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	return Test::More::is($text, $want, $name // "$line -> $want");
 }
 
 # The path of queue file `id` in `sub` (incoming/ by default).

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "tap.h"
 
 __attribute__((weak)) void msg_panic(const char *fmt, ...)
 {
@@ -49,41 +50,6 @@ __attribute__((weak)) int plugins_register_params(const char *dir, char **names,
 						  int line)
 {
 	return 0;
-}
-
-/* ---- TAP ----------------------------------------------------------------- */
-
-static int tests, failed;
-
-static void ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	tests++;
-	if (!cond)
-		failed++;
-	printf("%sok %d - ", cond ? "" : "not ", tests);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-}
-
-static void is_str(const char *got, const char *want, const char *what)
-{
-	bool same = got && want && strcmp(got, want) == 0;
-
-	ok(same, "%s", what);
-	if (!same)
-		printf("#   got:  \"%s\"\n#   want: \"%s\"\n", got ? got : "(null)",
-		       want ? want : "(null)");
-}
-
-static void is_num(long long got, long long want, const char *what)
-{
-	ok(got == want, "%s", what);
-	if (got != want)
-		printf("#   got: %lld, want: %lld\n", got, want);
 }
 
 /* ---- fixtures ------------------------------------------------------------ */
@@ -249,9 +215,9 @@ static void test_defaults(void)
 	snprintf(want, sizeof want, "%s ESMTP sluice", cfg_str(c, "myhostname"));
 	is_str(cfg_str(c, "smtpd_banner"), want, "smtpd_banner default expands");
 	is_str(cfg_str(c, "myorigin"), cfg_str(c, "myhostname"), "myorigin = $myhostname");
-	is_num(cfg_size(c, "message_size_limit"), 10240000, "message_size_limit");
-	is_num(cfg_time(c, "smtpd_timeout"), 300, "smtpd_timeout 300s");
-	is_num(cfg_int(c, "smtpd_recipient_limit"), 1000, "smtpd_recipient_limit");
+	is_int(cfg_size(c, "message_size_limit"), 10240000, "message_size_limit");
+	is_int(cfg_time(c, "smtpd_timeout"), 300, "smtpd_timeout 300s");
+	is_int(cfg_int(c, "smtpd_recipient_limit"), 1000, "smtpd_recipient_limit");
 	ok(cfg_bool(c, "disable_vrfy_command"), "VRFY is off by default");
 	ok(cfg_bool(c, "smtpd_forbid_bare_newline"), "bare newlines refused by default");
 	ok(!cfg_bool(c, "strict_rfc821_envelopes"), "strict_rfc821_envelopes off");
@@ -266,10 +232,10 @@ static void test_defaults(void)
 	cfg_list_free(l);
 	is_str(cfg_str(c, "config_directory"), tmp, "config_directory is the directory read");
 	ok(!cfg_is_set(c, "smtpd_timeout"), "defaults are not 'set'");
-	is_num(sc->nlisteners, 1, "one listener");
+	is_int(sc->nlisteners, 1, "one listener");
 	is_str(sc->listeners[0].port, "25", "smtp is port 25");
 	ok(sc->listeners[0].host == NULL, "on all addresses");
-	is_num(sc->listeners[0].fd, -1, "fd is -1 until the master binds");
+	is_int(sc->listeners[0].fd, -1, "fd is -1 until the master binds");
 	config_free(sc);
 }
 
@@ -365,14 +331,14 @@ static void test_listeners(void)
 		"relay     unix  -  -  -  -  - smtp -o syslog_name=x\n");
 	struct listener *l = sc->listeners;
 
-	is_num(sc->nlisteners, 4, "four smtpd listeners, other services ignored");
-	is_num(cfg_time(l[0].cfg, "smtpd_timeout"), 300, "listener 1: main.cf value");
-	is_num(cfg_time(l[1].cfg, "smtpd_timeout"), 60, "listener 2: -o value");
-	is_num(cfg_time(l[2].cfg, "smtpd_timeout"), 60, "listener 3: -oname=value");
+	is_int(sc->nlisteners, 4, "four smtpd listeners, other services ignored");
+	is_int(cfg_time(l[0].cfg, "smtpd_timeout"), 300, "listener 1: main.cf value");
+	is_int(cfg_time(l[1].cfg, "smtpd_timeout"), 60, "listener 2: -o value");
+	is_int(cfg_time(l[2].cfg, "smtpd_timeout"), 60, "listener 3: -oname=value");
 	is_str(l[1].host, "127.0.0.1", "host of host:port");
 	is_str(l[1].port, "2525", "port of host:port");
-	is_num(l[1].maxproc, 10, "maxproc column");
-	is_num(l[1].line, 3, "declared at line 3");
+	is_int(l[1].maxproc, 10, "maxproc column");
+	is_int(l[1].line, 3, "declared at line 3");
 	is_str(l[1].service, "127.0.0.1:2525", "service column kept");
 	is_str(l[1].command, "smtpd", "command");
 	is_str(cfg_str(l[1].cfg, "smtpd_banner"), "test listener permit",
@@ -545,7 +511,6 @@ int main(void)
 	test_limits();
 	test_unreadable();
 	test_panic();
-	printf("1..%d\n", tests);
 	{
 		char cmd[600];
 
@@ -553,5 +518,5 @@ int main(void)
 		if (system(cmd) != 0)
 			fprintf(stderr, "could not remove %s\n", tmp);
 	}
-	return failed ? 1 : 0;
+	return tap_done();
 }

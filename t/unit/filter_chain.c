@@ -31,8 +31,8 @@
 #include "queue.h"
 #include "smtp_session.h"
 #include "sluice_plugin.h"
+#include "tap.h"
 
-static int tests, failures;
 static const char *srcdir = ".";
 static char dir[] = "/tmp/sluice-filter-chain-XXXXXX";
 static char logpath[300], qdir[300];
@@ -56,34 +56,6 @@ static void done(struct smtp_session *s, int verdict)
 {
 	done_calls++;
 	last_verdict = verdict;
-}
-
-/* ---- TAP ------------------------------------------------------------- */
-
-static bool ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tests);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	failures += !cond;
-	return cond;
-}
-
-static void is_str(const char *got, const char *want, const char *name)
-{
-	if (!ok(got && want && strcmp(got, want) == 0, "%s", name))
-		printf("#      got: %s\n# expected: %s\n", got ? got : "(null)",
-		       want ? want : "(null)");
-}
-
-static void is_int(long long got, long long want, const char *name)
-{
-	if (!ok(got == want, "%s", name))
-		printf("#      got: %lld\n# expected: %lld\n", got, want);
 }
 
 /* ---- helpers ------------------------------------------------------- */
@@ -522,8 +494,7 @@ int main(void)
 	test_example();
 
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (failures == 0 && system(cmd) != 0)
+	if (tap_failures == 0 && system(cmd) != 0)
 		printf("# could not remove %s\n", dir);
-	printf("1..%d\n", tests);
-	return failures != 0;
+	return tap_done();
 }

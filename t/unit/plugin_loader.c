@@ -21,31 +21,11 @@
 #include "diag.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "tap.h"
 
-static int tests, failures;
 static const char *srcdir = ".";
 static char dir[] = "/tmp/sluice-plugin-loader-XXXXXX";
 static char logpath[300];
-
-static bool ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tests);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	failures += !cond;
-	return cond;
-}
-
-static void is_str(const char *got, const char *want, const char *name)
-{
-	if (!ok(got && want && strcmp(got, want) == 0, "%s", name))
-		printf("#      got: %s\n# expected: %s\n", got ? got : "(null)",
-		       want ? want : "(null)");
-}
 
 /* Build a plugin: srcdir/src -> dir/NAME.so, with extra cc flags. */
 static bool build(const char *name, const char *src, const char *flags)
@@ -237,8 +217,7 @@ int main(void)
 	test_load();
 
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (failures == 0 && system(cmd) != 0)
+	if (tap_failures == 0 && system(cmd) != 0)
 		printf("# could not remove %s\n", dir);
-	printf("1..%d\n", tests);
-	return failures != 0;
+	return tap_done();
 }

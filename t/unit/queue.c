@@ -31,6 +31,7 @@
 #include "jobpool.h"
 #include "log.h"
 #include "queue.h"
+#include "tap.h"
 
 /* ---- stand-ins for log.c when this test is built on its own ---- */
 
@@ -55,41 +56,6 @@ __attribute__((weak)) void msg_fatal(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	exit(1);
-}
-
-/* ---- TAP ---- */
-
-static int tests, failures;
-
-static bool ok(bool cond, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static bool ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tests);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-	if (!cond)
-		failures++;
-	return cond;
-}
-
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
 }
 
 static bool str_eq(const char *a, const char *b)
@@ -801,6 +767,5 @@ int main(void)
 	jobpool_stop();
 	event_base_free(base);
 	nftw(tmpl, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	printf("1..%d\n", tests);
-	return failures != 0;
+	return tap_done();
 }
