@@ -57,7 +57,11 @@ run: deps all
 	@mkdir -p var
 	$(B)/bin/sluice -c conf run
 
-test: deps all
+# The build must stay clean under clang as well as gcc (-Werror both).
+clang-check:
+	$(MAKE) -s CC=clang B=$(B)/clang $(B)/clang/bin/sluice $(patsubst $(B)/%,$(B)/clang/%,$(PLUGINS))
+
+test: deps all clang-check
 	prove $(UNIT_BIN) -r t
 
 bench: deps all
@@ -66,5 +70,5 @@ bench: deps all
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps run test bench clean
+.PHONY: all deps run test bench clean clang-check
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

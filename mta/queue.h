@@ -67,8 +67,8 @@ void queue_envelope_free(struct queue_envelope *env);
 
 /* ---- directories ---- */
 /* Create queue_dir and its subdirectories (mode 0700, owner uid/gid when
- * uid != -1), remove half-written files in incoming/.  0 or -1 with a
- * message in err. */
+ * uid != -1), remove half-written files in incoming/ and hold/.  0 or -1
+ * with a message in err. */
 int queue_dirs_ensure(const char *queue_dir, uid_t uid, gid_t gid,
 		      char *err, size_t errlen);
 
@@ -130,7 +130,7 @@ int queue_read_envelope(const char *path, struct queue_envelope *env,
  * "sluice-queue 1 " then the envelope's file offset in 20 digits, "\n". */
 #define QUEUE_PREAMBLE_LEN 36
 
-/* Notes on the writing calls above (queue_fs.c):
+/* Notes on the writing calls above (queue_file.c):
  * - queue_mark_body() is called at the empty line that ends the headers,
  *   before writing it: the body starts with that empty line.  The header
  *   block is content [0, body offset).
@@ -174,7 +174,7 @@ void queue_commit_stats(struct queue_commit_stats *st);
  * queue up), so a test can prove that one flush serves them all. */
 void queue_committer_hold(bool hold);
 
-/* Internal, between queue_fs.c and queue_commit.c.  queue_file_seal()
+/* Internal, between queue_file.c and queue_commit.c.  queue_file_seal()
  * appends the envelope, points the preamble at it, moves a held message
  * to hold/ and marks the file complete (0700); page-cache writes only,
  * nothing durable yet.  -1 with errno leaves qf to queue_abort(). */
