@@ -174,15 +174,4 @@ void queue_commit_stats(struct queue_commit_stats *st);
  * queue up), so a test can prove that one flush serves them all. */
 void queue_committer_hold(bool hold);
 
-/* Internal, between queue_file.c and queue_commit.c.  queue_file_seal()
- * appends the envelope, points the preamble at it, moves a held message
- * to hold/ and marks the file complete (0700); page-cache writes only,
- * nothing durable yet.  -1 with errno leaves qf to queue_abort(). */
-int queue_file_seal(struct queue_file *qf, const struct queue_envelope *env);
-int queue_file_fd(const struct queue_file *qf);
-/* The directory holding the file now (incoming/ or hold/). */
-const char *queue_file_dir(const struct queue_file *qf);
-/* Close and free a committed file, leaving it in place. */
-void queue_file_close(struct queue_file *qf);
-
 #endif

@@ -34,6 +34,7 @@
 #include "jobpool.h"
 #include "log.h"
 #include "queue.h"
+#include "queue_internal.h"
 
 struct commit_job {
 	struct commit_job *next;

@@ -2,7 +2,7 @@
  * queue_internal.h - internal interfaces of the queue files, shared by
  * queue_id.c (queue IDs), queue_file.c (creating, writing, sealing a
  * file, reading content back) and queue_envelope.c (the envelope records,
- * written and read).  Nothing outside these files includes it; the public
+ * written and read), and queue_commit.c.  Nothing else includes it; the public
  * interface is queue.h.
  */
 #ifndef SLUICE_QUEUE_INTERNAL_H
@@ -47,5 +47,16 @@ bool queue_envelope_writable(const struct queue_envelope *env);
 int queue_envelope_put(struct queue_file *qf, const struct queue_envelope *env,
 		       const struct timeval *stamp,
 		       const struct queue_seg *seg, int nseg);
+
+/* Internal, between queue_file.c and queue_commit.c.  queue_file_seal()
+ * appends the envelope, points the preamble at it, moves a held message
+ * to hold/ and marks the file complete (0700); page-cache writes only,
+ * nothing durable yet.  -1 with errno leaves qf to queue_abort(). */
+int queue_file_seal(struct queue_file *qf, const struct queue_envelope *env);
+int queue_file_fd(const struct queue_file *qf);
+/* The directory holding the file now (incoming/ or hold/). */
+const char *queue_file_dir(const struct queue_file *qf);
+/* Close and free a committed file, leaving it in place. */
+void queue_file_close(struct queue_file *qf);
 
 #endif
