@@ -16,11 +16,15 @@ PREFIX  ?= /usr/local
 SYSCONFDIR ?= /etc/sluice
 PLUGINDIR ?= $(PREFIX)/lib/sluice/plugins
 
-PKGS    := libevent libevent_pthreads libcares
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lcares) -lpthread -ldl
+PKGS    := libevent libevent_pthreads libcares lmdb
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lcares -llmdb) -lpthread -ldl
 
 B       := build
-MTA_SRC := $(wildcard mta/*.c) plugins/plugin_loader.c
+# Programs other than sluice: their main() lives in mta/NAME_main.c and
+# they link with the core objects (build/bin/sendmail from sendmail_main.c).
+PROG_SRC := $(wildcard mta/*_main.c)
+PROGS   := $(patsubst mta/%_main.c,$(B)/bin/%,$(PROG_SRC))
+MTA_SRC := $(filter-out $(PROG_SRC),$(wildcard mta/*.c)) plugins/plugin_loader.c
 MTA_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(MTA_SRC))
 # Every directory here holding .c files becomes build/plugins/NAME.so
 PLUGIN_DIRS := plugins/example $(wildcard filters/*)
@@ -31,13 +35,17 @@ UNIT_SRC := $(wildcard t/unit/*.c)
 UNIT_BIN := $(patsubst t/unit/%.c,$(B)/t/%,$(UNIT_SRC))
 CORE_OBJ := $(filter-out $(B)/obj/mta/sluice.o,$(MTA_OBJ))
 
-all: $(B)/bin/sluice $(PLUGINS) $(UNIT_BIN)
+all: $(B)/bin/sluice $(PROGS) $(PLUGINS) $(UNIT_BIN)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -fPIC -MMD -MP -c -o $@ $<
 
 $(B)/bin/sluice: $(MTA_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -rdynamic -o $@ $^ $(LIBS)
+
+$(B)/bin/%: $(B)/obj/mta/%_main.o $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -rdynamic -o $@ $^ $(LIBS)
 

@@ -15,5 +15,7 @@ int cmd_status(const char *config_dir, int argc, char **argv);   /* master_contr
 int cmd_check(const char *config_dir, int argc, char **argv);    /* check_cmd.c */
 int cmd_conf(const char *config_dir, int argc, char **argv);     /* conf_cmd.c */
 int cmd_version(const char *config_dir, int argc, char **argv);  /* version_cmd.c */
+int cmd_map(const char *config_dir, int argc, char **argv);      /* map_cmd.c */
+int cmd_queue(const char *config_dir, int argc, char **argv);    /* queue_cmd.c */
 
 #endif

@@ -4,7 +4,8 @@
  *
  * The core's parameters are the table below (kept in name order for the
  * reader; sorted again at start-up so a misplaced line cannot break the
- * lookups).  Plugins add theirs with param_register(), which copies the
+ * lookups); each delivery-side subsystem keeps its own in params_*.c,
+ * listed in subsystem_params.  Plugins add theirs with param_register(), which copies the
  * strings, so a plugin may be dlclose()d afterwards.  Names and defaults
  * are Postfix's wherever Postfix has the feature; sluice's own parameters
  * start with "sluice_".
@@ -182,6 +183,31 @@ static int by_name(const void *a, const void *b)
 		      ((const struct param_def *)b)->name);
 }
 
+/* The parameters of the delivery side, each table in the file of the
+ * subsystem that honours them (params_*.c), terminated by { NULL }. */
+extern const struct param_def params_maps[], params_smtp_client[],
+	params_local[], params_qmgr[], params_route[], params_bounce[],
+	params_tools[];
+static const struct param_def *const subsystem_params[] = {
+	params_maps, params_smtp_client, params_local, params_qmgr,
+	params_route, params_bounce, params_tools, NULL
+};
+
+static void registry_add_table(const struct param_def *table, size_t n)
+{
+	memcpy(reg + nreg, table, n * sizeof *table);
+	nreg += (int)n;
+}
+
+static size_t table_length(const struct param_def *table)
+{
+	size_t n = 0;
+
+	while (table[n].name != NULL)
+		n++;
+	return n;
+}
+
 static void registry_init(void)
 {
 	size_t n = sizeof core_params / sizeof core_params[0];
@@ -189,12 +215,16 @@ static void registry_init(void)
 	if (reg != NULL)
 		return;
 	compute_host_defaults();
+	for (int t = 0; subsystem_params[t]; t++)
+		n += table_length(subsystem_params[t]);
 	capreg = (int)n + 64;
 	reg = calloc((size_t)capreg, sizeof *reg);
 	if (reg == NULL)
 		abort();        /* before anything runs: nothing to save */
-	memcpy(reg, core_params, sizeof core_params);
-	nreg = (int)n;
+	registry_add_table(core_params, sizeof core_params / sizeof core_params[0]);
+	for (int t = 0; subsystem_params[t]; t++)
+		registry_add_table(subsystem_params[t],
+				   table_length(subsystem_params[t]));
 	for (int i = 0; i < nreg; i++) {
 		if (strcmp(reg[i].defval, DEFAULT_FROM_HOST) == 0)
 			reg[i].defval = default_host;

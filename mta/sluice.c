@@ -30,6 +30,8 @@ static const struct {
 	{ "status", cmd_status, "say whether the daemon runs" },
 	{ "check", cmd_check, "validate the configuration" },
 	{ "conf", cmd_conf, "show or edit parameters, like postconf" },
+	{ "map", cmd_map, "query, build and list lookup tables, like postmap" },
+	{ "queue", cmd_queue, "list, show, hold, release, requeue, delete, flush queued mail" },
 	{ "version", cmd_version, "version and compiled-in features" },
 };
 

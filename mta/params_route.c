@@ -1,0 +1,10 @@
+/*
+ * params_route.c - the main.cf parameters of address rewriting and routing (rewrite*.c, resolve*.c):
+ * name, type, Postfix's default, one line of description.  Part of the one
+ * registry (param_table.c); keep in name order, end with { NULL }.
+ */
+#include "config.h"
+
+const struct param_def params_route[] = {
+	{ NULL, PT_STRING, NULL, NULL, NULL }
+};
