@@ -43,7 +43,9 @@ struct delivery_request {
 	const struct queue_envelope *env;
 	const char *transport;      /* "smtp", "lmtp", "local", "pipe", "discard", "error" */
 	const char *nexthop;        /* "[192.0.2.1]:25", "example.com", "unix:/path", user... */
-	const struct config *cfg;   /* the queue manager's configuration */
+	const struct config *cfg;   /* the transport's configuration (main.cf + its -o) */
+	char *const *agent_args;    /* master.cf arguments of the transport (pipe's
+				     * flags=, user=, argv=...), NULL-terminated */
 	struct delivery_rcpt *rcpt;
 	int nrcpt;
 	/* filled by the agent */
