@@ -17,7 +17,7 @@ SYSCONFDIR ?= /etc/sluice
 PLUGINDIR ?= $(PREFIX)/lib/sluice/plugins
 
 PKGS    := libevent libevent_pthreads libcares lmdb
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lcares -llmdb) -lpthread -ldl
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lcares -llmdb) -lpthread -ldl -lm
 
 B       := build
 # Programs other than sluice: their main() lives in mta/NAME_main.c and

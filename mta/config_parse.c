@@ -230,7 +230,7 @@ static size_t assignment_name(const char *p)
 
 	while (name_char((unsigned char)p[n]))
 		n++;
-	if (n == 0 || isdigit((unsigned char)p[0]))
+	if (n == 0)
 		return 0;
 	return *skip_space(p + n) == '=' ? n : 0;
 }
@@ -279,12 +279,14 @@ static int add_setting(struct cf_file *f, const char *name, size_t nlen,
 	return 0;
 }
 
+/* Letters, digits and "_"; a name may start with a digit, as Postfix's
+ * 2bounce_notice_recipient does. */
 static bool valid_name(const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!name_char((unsigned char)p[i]))
 			return false;
-	return !isdigit((unsigned char)p[0]);
+	return n > 0;
 }
 
 static void main_logical(const char *text, int first, int last, void *arg)

@@ -8,6 +8,10 @@
  * Cancellation: a request carries a `cancelled` flag; c-ares still
  * completes it later (it cannot forget a query), and we then free it
  * without calling back.  So a session may cancel and vanish at any time.
+ *
+ * MX lookups (dns_lookup_mx) parse the answer with ares_parse_mx_reply,
+ * keep at most DNS_MAX_MX records, sort them by preference (stable) and
+ * report RFC 7505's null MX on its own, so the SMTP client can bounce.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -18,16 +22,19 @@
 #include <sys/socket.h>
 
 #include <ares.h>
+#include <arpa/nameser.h>
 #include <event2/event.h>
 
 #include "dns.h"
 #include "log.h"
 
 #define DNS_MAX_SOCKETS 16
+#define DNS_MAX_MX 64           /* MX records kept from one answer */
 
 struct dns_req {
 	dns_name_fn name_fn;
 	dns_addrs_fn addrs_fn;
+	dns_mx_fn mx_fn;
 	void *arg;
 	bool cancelled;
 	bool submitting;        /* inside ares_*(): completion may come now */
@@ -251,6 +258,95 @@ struct dns_req *dns_lookup_addrs(const char *name, dns_addrs_fn fn, void *arg)
 	r->addrs_fn = fn;
 	r->submitting = true;
 	ares_getaddrinfo(R.channel, name, NULL, &hints, addrs_done, r);
+	return req_submitted(r);
+}
+
+/* ---- MX ---- */
+
+/* Stable insertion sort by preference: few records, server order kept
+ * among equals (the caller may shuffle them). */
+static void sort_mx(struct dns_mx *mx, int n)
+{
+	for (int i = 1; i < n; i++) {
+		struct dns_mx key = mx[i];
+		int j = i - 1;
+
+		while (j >= 0 && mx[j].pref > key.pref) {
+			mx[j + 1] = mx[j];
+			j--;
+		}
+		mx[j + 1] = key;
+	}
+}
+
+static enum dns_mx_status mx_status_of(int rc)
+{
+	if (rc == ARES_ENODATA)
+		return DNS_MX_NODATA;
+	if (rc == ARES_ENOTFOUND || rc == ARES_ENONAME)
+		return DNS_MX_NXDOMAIN;
+	return DNS_MX_TEMPFAIL;
+}
+
+/* A target of "" (the root, written ".") is RFC 7505's null MX. */
+static bool is_null_mx(const char *host)
+{
+	return host[0] == 0 || (host[0] == '.' && host[1] == 0);
+}
+
+static void mx_answer(struct dns_req *r, unsigned char *abuf, int alen)
+{
+	struct ares_mx_reply *head = NULL;
+	struct dns_mx mx[DNS_MAX_MX];
+	enum dns_mx_status st = DNS_MX_OK;
+	int n = 0, rc = ares_parse_mx_reply(abuf, alen, &head);
+
+	if (rc != ARES_SUCCESS) {
+		r->mx_fn(r->arg, rc == ARES_ENODATA ? DNS_MX_NODATA
+			 : DNS_MX_TEMPFAIL, NULL, 0);
+		return;
+	}
+	for (struct ares_mx_reply *p = head; p && n < DNS_MAX_MX; p = p->next) {
+		if (is_null_mx(p->host))
+			st = DNS_MX_NULL;
+		mx[n].host = p->host;
+		mx[n].pref = p->priority;
+		n++;
+	}
+	if (st == DNS_MX_OK && n == 0)
+		st = DNS_MX_NODATA;
+	sort_mx(mx, n);
+	r->mx_fn(r->arg, st, st == DNS_MX_OK ? mx : NULL, st == DNS_MX_OK ? n : 0);
+	ares_free_data(head);
+}
+
+static void mx_done(void *arg, int rc, int timeouts, unsigned char *abuf,
+		    int alen)
+{
+	struct dns_req *r = arg;
+
+	if (!r->cancelled) {
+		if (rc == ARES_SUCCESS)
+			mx_answer(r, abuf, alen);
+		else
+			r->mx_fn(r->arg, mx_status_of(rc), NULL, 0);
+	}
+	req_finished(r);
+}
+
+struct dns_req *dns_lookup_mx(const char *domain, dns_mx_fn fn, void *arg)
+{
+	struct dns_req *r;
+
+	if (!R.started) {
+		msg_warn("dns: MX lookup of %s before the resolver started", domain);
+		fn(arg, DNS_MX_TEMPFAIL, NULL, 0);
+		return NULL;
+	}
+	r = new_req(arg);
+	r->mx_fn = fn;
+	r->submitting = true;
+	ares_query(R.channel, domain, ns_c_in, ns_t_mx, mx_done, r);
 	return req_submitted(r);
 }
 

@@ -37,4 +37,32 @@ struct dns_req *dns_lookup_addrs(const char *name, dns_addrs_fn fn, void *arg);
 /* Forget a lookup: its callback will not run.  NULL is fine. */
 void dns_cancel(struct dns_req *req);
 
+/* ---- MX lookups (the SMTP client's routing) ---- */
+
+/* How an MX lookup ended.  NODATA (the name exists, no MX) tells the
+ * caller to fall back to the name's own addresses; NXDOMAIN that the
+ * domain does not exist; NULL that it publishes RFC 7505's null MX
+ * ("MX 0 .": it accepts no mail). */
+enum dns_mx_status {
+	DNS_MX_OK = 0, DNS_MX_NODATA, DNS_MX_NXDOMAIN, DNS_MX_NULL,
+	DNS_MX_TEMPFAIL
+};
+
+/* One MX record: exchange host (no trailing dot) and preference. */
+struct dns_mx {
+	const char *host;
+	int pref;
+};
+
+/* mx: n records sorted by preference, lowest (best) first; records of
+ * equal preference keep the server's order.  Only valid during the call;
+ * n > 0 only with DNS_MX_OK. */
+typedef void (*dns_mx_fn)(void *arg, enum dns_mx_status st,
+			  const struct dns_mx *mx, int n);
+
+/* MX records of a domain (no search list, no /etc/hosts).  Same calling
+ * rules as the lookups above: the callback may run before this returns
+ * (then NULL is returned), and dns_cancel() forgets it. */
+struct dns_req *dns_lookup_mx(const char *domain, dns_mx_fn fn, void *arg);
+
 #endif

@@ -124,7 +124,7 @@ static const struct param_def core_params[] = {
 /* Postfix parameters with no meaning in sluice (installation paths and
  * the like), accepted in main.cf with a warning. */
 static const char *const postfix_only[] = {
-	"append_dot_mydomain", "biff", "command_directory",
+	"biff", "command_directory",
 	"compatibility_level", "daemon_directory", "data_directory",
 	"html_directory", "mailq_path", "manpage_directory",
 	"meta_directory", "newaliases_path", "readme_directory",
