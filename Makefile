@@ -35,7 +35,10 @@ UNIT_SRC := $(wildcard t/unit/*.c)
 UNIT_BIN := $(patsubst t/unit/%.c,$(B)/t/%,$(UNIT_SRC))
 CORE_OBJ := $(filter-out $(B)/obj/mta/sluice.o,$(MTA_OBJ))
 
-all: $(B)/bin/sluice $(PROGS) $(PLUGINS) $(UNIT_BIN)
+# mailq and newaliases are sendmail under other names (argv[0]).
+LINKS   := $(B)/bin/mailq $(B)/bin/newaliases
+
+all: $(B)/bin/sluice $(PROGS) $(LINKS) $(PLUGINS) $(UNIT_BIN)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -48,6 +51,9 @@ $(B)/bin/sluice: $(MTA_OBJ)
 $(B)/bin/%: $(B)/obj/mta/%_main.o $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -rdynamic -o $@ $^ $(LIBS)
+
+$(LINKS): $(B)/bin/sendmail
+	ln -sf sendmail $@
 
 .SECONDEXPANSION:
 $(B)/plugins/%.so: $$(addprefix $(B)/obj/,$$(addsuffix .o,$$(basename $$(wildcard plugins/$$*/*.c filters/$$*/*.c))))

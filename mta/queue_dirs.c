@@ -10,6 +10,12 @@
  * FROM, with the declared SIZE (Postfix's rule: queue_minfree left over
  * after room for 1.5 x the message).
  *
+ * Local submission and the queue tools (docs/queue-tools.md) add
+ * maildrop/ (mode 1733: every local user may drop a file, none may list
+ * them), public/ (0711, the queue manager's FIFO) and defer/ (0700,
+ * deferral reasons); queue_directory itself gets search permission for
+ * all, so that `sendmail` run by any user reaches maildrop/.
+ *
  * Promises:
  * - sluice does not start on a queue it cannot use: a path that is not a
  *   directory, a subdirectory owned by another user than mail_owner, with
@@ -32,12 +38,25 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "maildrop.h"
+#include "qmgr_trigger.h"
 #include "queue.h"
+#include "queue_reason.h"
 
 #define QF_DIR_MODE     0700
 
 static const char *const queue_subdirs[] = {
 	QUEUE_INCOMING, QUEUE_ACTIVE, QUEUE_DEFERRED, QUEUE_HOLD, QUEUE_CORRUPT,
+};
+
+/* Directories of local submission and the queue tools, and their modes. */
+static const struct {
+	const char *name;
+	mode_t mode;
+} tool_subdirs[] = {
+	{ MAILDROP_DIR, 01733 },        /* anyone drops, nobody lists */
+	{ QMGR_PUBLIC_DIR, 0711 },      /* the queue manager's FIFO */
+	{ QUEUE_DEFER, 0700 },          /* deferral reasons */
 };
 
 /* mkdir -p for the directories above `path` (0755, like mkdir -p). */
@@ -188,6 +207,39 @@ static void remove_unfinished(const char *dir)
 	closedir(d);
 }
 
+/* maildrop/, public/ and defer/ with their modes (fixed when changed),
+ * and search permission on queue_directory (`st`) for local users. */
+static int ensure_tool_dirs(const char *queue_dir, const struct stat *st,
+			    uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	char path[4096];
+	struct stat sub;
+	size_t i;
+
+	for (i = 0; i < sizeof(tool_subdirs) / sizeof(tool_subdirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", queue_dir,
+			 tool_subdirs[i].name);
+		if (ensure_dir(path, true, st->st_dev, uid, gid, err,
+			       errlen) < 0)
+			return -1;
+		if (stat(path, &sub) == 0
+		    && (sub.st_mode & 07777) != tool_subdirs[i].mode
+		    && chmod(path, tool_subdirs[i].mode) < 0) {
+			snprintf(err, errlen, "cannot set mode %04o on %s: %s",
+				 (unsigned) tool_subdirs[i].mode, path,
+				 strerror(errno));
+			return -1;
+		}
+	}
+	if ((st->st_mode & 0011) != 0011
+	    && chmod(queue_dir, (st->st_mode & 07777) | 0011) < 0) {
+		snprintf(err, errlen, "cannot give %s search permission for "
+			 "local submission: %s", queue_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int queue_dirs_ensure(const char *queue_dir, uid_t uid, gid_t gid,
 		      char *err, size_t errlen)
 {
@@ -215,6 +267,8 @@ int queue_dirs_ensure(const char *queue_dir, uid_t uid, gid_t gid,
 		if (ensure_dir(path, true, st.st_dev, uid, gid, err, errlen) < 0)
 			return -1;
 	}
+	if (ensure_tool_dirs(queue_dir, &st, uid, gid, err, errlen) < 0)
+		return -1;
 	snprintf(path, sizeof(path), "%s/%s", queue_dir, QUEUE_INCOMING);
 	remove_unfinished(path);
 	snprintf(path, sizeof(path), "%s/%s", queue_dir, QUEUE_HOLD);
