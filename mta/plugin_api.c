@@ -649,6 +649,9 @@ sluice_timer *sluice_timer_start(unsigned msec, sluice_timer_fn fn, void *arg)
 	tm->arg = arg;
 	tm->ctx = filter_ctx_current();
 	filter_ctx_hold(&tm->ctx);
+	/* The loop's cached time may be stale after a long callback: a
+	 * plugin's "wait N ms" means N ms from now. */
+	event_base_update_cache_time(base);
 	evtimer_add(tm->ev, &tv);
 	return tm;
 }
