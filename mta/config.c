@@ -7,7 +7,9 @@
  * builds one `struct config` for main.cf and one per smtpd listener
  * (main.cf plus the listener's -o overrides, expanded after the overrides
  * are applied, as Postfix does: `-o mynetworks=...` also changes a
- * `$mynetworks` reference elsewhere in that listener's set).
+ * `$mynetworks` reference elsewhere in that listener's set), and likewise
+ * one per delivery transport.  In a service's set, $service_name is its
+ * master.cf name (Postfix's `-o syslog_name=postfix/$service_name`).
  *
  * Decisions:
  *   - Relative paths.  config_directory, queue_directory,
@@ -514,12 +516,40 @@ static void collect_refs(struct loader *ld)
 			cf_references(ld->ms.v[s].o[k].value, add_ref, ld);
 }
 
-/* A name that is neither registered nor Postfix-only but referenced. */
+/* Postfix's per-transport parameters: TRANSPORT_destination_recipient_limit
+ * and the like, for a transport master.cf declares or a built-in one. */
+static bool transport_param(const struct loader *ld, const char *name)
+{
+	static const char *const builtin[] = {
+		"smtp", "relay", "lmtp", "local", "virtual", "discard",
+		"error", "retry", NULL
+	};
+	size_t n = strlen(name), k;
+
+	for (int i = 0; transport_param_suffixes[i]; i++) {
+		k = strlen(transport_param_suffixes[i]);
+		if (n <= k || strcmp(name + n - k, transport_param_suffixes[i]) != 0)
+			continue;
+		for (int b = 0; builtin[b]; b++)
+			if (strlen(builtin[b]) == n - k &&
+			    strncmp(name, builtin[b], n - k) == 0)
+				return true;
+		for (int s = 0; s < ld->ms.n; s++)
+			if (ld->ms.v[s].transport &&
+			    strlen(ld->ms.v[s].l.service) == n - k &&
+			    strncmp(name, ld->ms.v[s].l.service, n - k) == 0)
+				return true;
+	}
+	return false;
+}
+
+/* A name that is neither registered nor Postfix-only but referenced (or
+ * a per-transport parameter). */
 static bool user_defined(const struct loader *ld, const char *name)
 {
 	if (param_find(name) != NULL)
 		return false;
-	return ld->prelim || referenced(ld, name);
+	return ld->prelim || referenced(ld, name) || transport_param(ld, name);
 }
 
 /* ---- one resolved set ------------------------------------------------ */
@@ -603,6 +633,8 @@ static int build_vars(struct loader *ld, const struct cf_service *svc,
 	for (int k = 0; svc && k < svc->no; k++)
 		var_set(s, svc->o[k].name, svc->o[k].value, master_path,
 			svc->o[k].line);
+	if (svc != NULL)
+		var_set(s, "service_name", svc->l.service, NULL, 0);
 	var_find(s, "config_directory")->raw = ld->base;
 	s->vs.base_dir = ld->base;
 	return 0;
@@ -936,29 +968,58 @@ out:
 
 /* ---- the whole configuration ------------------------------------------ */
 
+/* A transport of master.cf.  Its arguments move to `t`; its name stays
+ * in ld too, for transport_param() while the other sets are resolved. */
+static void add_transport(struct loader *ld, struct cf_service *svc,
+			  struct transport *t)
+{
+	t->cfg = resolve(ld, svc);
+	t->name = strdup(svc->l.service);
+	t->command = strdup(svc->l.command);
+	t->file = strdup(svc->l.file);
+	t->line = svc->l.line;
+	t->maxproc = svc->l.maxproc;
+	t->args = svc->args;
+	svc->args = NULL;
+	if (t->name == NULL || t->command == NULL || t->file == NULL)
+		diag_add(ld->d, DIAG_ERROR, ld->mf.path, 0,
+			 "out of memory resolving the configuration; free some memory and try again");
+}
+
 static struct sluice_config *assemble(struct loader *ld)
 {
 	struct sluice_config *sc = calloc(1, sizeof *sc);
 	size_t n = (size_t)ld->ms.n + 1;
 
 	if (sc == NULL ||
-	    (sc->listeners = calloc(n, sizeof *sc->listeners)) == NULL) {
+	    (sc->listeners = calloc(n, sizeof *sc->listeners)) == NULL ||
+	    (sc->transports = calloc(n, sizeof *sc->transports)) == NULL) {
+		if (sc != NULL)
+			free(sc->listeners);
 		free(sc);
 		diag_add(ld->d, DIAG_ERROR, ld->mf.path, 0,
 			 "out of memory resolving the configuration; free some memory and try again");
 		return NULL;
 	}
 	sc->main = resolve(ld, NULL);
+	sc->qmgr = ld->ms.qmgr;
 	for (int i = 0; i < ld->ms.n; i++) {
 		struct cf_service *svc = &ld->ms.v[i];
-		struct listener *l = &sc->listeners[sc->nlisteners++];
+		struct listener *l;
+		struct config *cfg;
 
 		check_override_names(ld, svc);
+		if (svc->transport) {
+			add_transport(ld, svc, &sc->transports[sc->ntransports++]);
+			continue;
+		}
+		cfg = resolve(ld, svc);
+		l = &sc->listeners[sc->nlisteners++];
 		*l = svc->l;            /* the strings move to sc */
 		memset(&svc->l, 0, sizeof svc->l);
-		l->cfg = resolve(ld, svc);
+		l->cfg = cfg;
 	}
-	if (ld->ms.n == 0 && ld->master_errors == 0)
+	if (sc->nlisteners == 0 && ld->master_errors == 0)
 		diag_add(ld->d, DIAG_WARNING, ld->ms.path, 0,
 			 "no smtpd listener is declared, so sluice accepts no mail; add one, e.g. \"smtp inet n - n - - smtpd\"");
 	sc->config_dir = ld->base;
@@ -1028,6 +1089,18 @@ void config_free(struct sluice_config *sc)
 		config_free_one(l->cfg);
 	}
 	free(sc->listeners);
+	for (int i = 0; i < sc->ntransports; i++) {
+		struct transport *t = &sc->transports[i];
+
+		free(t->name);
+		free(t->command);
+		free(t->file);
+		for (int k = 0; t->args && t->args[k]; k++)
+			free(t->args[k]);
+		free(t->args);
+		config_free_one(t->cfg);
+	}
+	free(sc->transports);
 	config_free_one(sc->main);
 	free(sc->config_dir);
 	free(sc);

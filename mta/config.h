@@ -107,12 +107,40 @@ struct listener {
 	int fd;                 /* listening socket, opened by the master; -1 */
 };
 
+/* A delivery transport: a master.cf service (of any type but inet) whose
+ * command is a delivery agent, as Postfix's
+ *   relay     unix  -  -  n  -  -  smtp -o syslog_name=postfix/$service_name
+ *   maildrop  unix  -  n  n  -  -  pipe flags=DRXhu user=vmail argv=/usr/bin/maildrop -d ${recipient}
+ * The queue manager delivers to it by name (transport_maps, *_transport). */
+struct transport {
+	char *name;             /* column 1: "smtp", "relay", "maildrop" */
+	char *command;          /* column 8: smtp, lmtp, local, virtual, pipe, discard, error */
+	char **args;            /* the arguments after the -o options (pipe's
+				 * flags=, user=, argv=...), NULL-terminated */
+	char *file; int line;   /* where it was declared */
+	int maxproc;            /* column 7; 0 for "-" (default_process_limit) */
+	struct config *cfg;     /* main.cf + this transport's -o overrides */
+};
+
 struct sluice_config {
 	char *config_dir;
 	struct config *main;
 	struct listener *listeners;
 	int nlisteners;
+	struct transport *transports;
+	int ntransports;
+	bool qmgr;              /* master.cf has a "qmgr" (or "oqmgr") service:
+				 * the master runs the queue manager */
 };
+
+/* The transport named `name`, or NULL when master.cf declares none
+ * (master_cf.c). */
+const struct transport *config_transport(const struct sluice_config *sc,
+					 const char *name);
+/* Postfix's per-transport parameters, "TRANSPORT" + one of these suffixes
+ * ("_destination_concurrency_limit", ...), NULL-terminated: main.cf may
+ * set them for any transport master.cf declares (params_qmgr.c). */
+extern const char *const transport_param_suffixes[];
 
 /* Read config_dir/main.cf and config_dir/master.cf, register the
  * parameters of the plugins named in sluice_plugins, resolve and check
@@ -236,8 +264,11 @@ char *cf_path_join(const char *dir, const char *path);
  * "conf/main.cf", "/etc/sluice/main.cf", "main.cf" for ".". malloc'ed. */
 char *cf_display_path(const char *config_dir, const char *file);
 
-/* master.cf (master_cf.c).  Only "inet" services running "smtpd" become
- * listeners; each keeps its -o overrides until config.c resolves them. */
+/* master.cf (master_cf.c).  "inet" services running "smtpd" become
+ * listeners, services running a delivery agent become transports
+ * (`transport` set, `args` the arguments after the -o options); each
+ * keeps its -o overrides until config.c resolves them.  The listener's
+ * service, command, file, line and maxproc fields serve both kinds. */
 struct cf_override {
 	char *name;
 	char *value;
@@ -248,6 +279,8 @@ struct cf_service {
 	struct listener l;      /* cfg not yet filled */
 	struct cf_override *o;
 	int no;
+	bool transport;         /* a transport, not a listener */
+	char **args;            /* transports: NULL-terminated */
 };
 
 struct cf_master {
@@ -255,6 +288,7 @@ struct cf_master {
 	struct cf_service *v;
 	int n, cap;
 	bool unreadable;
+	bool qmgr;              /* a qmgr service is declared */
 };
 
 /* Read master.cf: problems go to d (at level error, or warning for what

@@ -5,7 +5,8 @@
  * failure: read the configuration (config_load; its diagnostics are
  * printed as "file:line: ..."), set up logging, find mail_owner (when
  * started as root), create the queue directories, take the pid file,
- * bind every listener, map the anvil table, fork the workers, and log
+ * bind every listener, map the anvil table, fork the workers and the
+ * queue manager (when master.cf declares one), and log
  * "daemon started -- version X, configuration DIR".  `run` stays in the
  * foreground and logs to stderr unless maillog_file is set; `start`
  * forks, becomes a session leader and logs to maillog_file or syslog.
@@ -22,7 +23,9 @@
  *   SIGHUP           reload (see master_reload())
  *   SIGTERM, SIGINT  stop: log "terminating on signal N", SIGTERM every
  *                    worker, give them STOP_GRACE_SECS to finish their
- *                    sessions, then SIGKILL; a second signal kills at once
+ *                    sessions, then SIGKILL; then the same for the queue
+ *                    manager, last, so that it sees every message the
+ *                    workers accepted; a second signal kills at once
  * No child is left unreaped, and the pid file is removed on the way out.
  */
 #include <errno.h>
@@ -370,6 +373,7 @@ static void reload_install(struct master *m, struct sluice_config *next,
 		msg_warn("%s; logging stays as it was", err);
 	workers_start_generation(m, wanted);
 	workers_retire_old(m);
+	qmgr_proc_replace(m);
 	config_free(old);
 }
 
@@ -410,6 +414,7 @@ static void master_stop(struct master *m, int sig)
 		msg_warn("signal %d again: killing %d worker%s now", sig,
 			 workers_alive(m), workers_alive(m) == 1 ? "" : "s");
 		workers_signal_all(m, SIGKILL);
+		qmgr_proc_signal(m, SIGKILL);
 		m->stop_deadline = 0;
 		return;
 	}
@@ -424,10 +429,30 @@ static void stop_overdue(struct master *m)
 {
 	int n = workers_alive(m);
 
-	msg_warn("%d worker%s still busy after %d seconds: killing", n,
-		 n == 1 ? "" : "s", STOP_GRACE_SECS);
+	if (n > 0)
+		msg_warn("%d worker%s still busy after %d seconds: killing", n,
+			 n == 1 ? "" : "s", STOP_GRACE_SECS);
+	else
+		msg_warn("the queue manager is still busy after %d seconds: "
+			 "killing", STOP_GRACE_SECS);
 	workers_signal_all(m, SIGKILL);
+	qmgr_proc_signal(m, SIGKILL);
 	m->stop_deadline = 0;
+}
+
+/* Stopping, with the workers gone: now the queue manager.  True when
+ * everything is gone. */
+static bool stop_qmgr(struct master *m)
+{
+	if (!qmgr_proc_alive(m))
+		return true;
+	if (!m->qmgr_stopping) {
+		m->qmgr_stopping = true;
+		qmgr_proc_signal(m, SIGTERM);
+		if (m->stop_deadline != 0)
+			m->stop_deadline = mono_now() + STOP_GRACE_SECS;
+	}
+	return false;
 }
 
 /* ---- the loop ------------------------------------------------------ */
@@ -455,7 +480,7 @@ static int master_loop(struct master *m, const sigset_t *signals)
 
 	for (;;) {
 		workers_reap(m);
-		if (m->stopping && workers_alive(m) == 0)
+		if (m->stopping && workers_alive(m) == 0 && stop_qmgr(m))
 			break;
 		deadline = m->stopping ? m->stop_deadline
 		    : workers_restart_due(m, mono_now());
@@ -491,6 +516,7 @@ static int master_main(const char *config_dir, bool daemon)
 	if (!daemon)
 		pidfile_write(m.pidfile_fd, getpid());
 	workers_start_generation(&m, m.workers.wanted);
+	qmgr_proc_start(&m);
 	msg_info("daemon started -- version %s, configuration %s",
 		 SLUICE_VERSION, m.config_dir);
 	log_mirror_stderr(false);

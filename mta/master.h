@@ -4,7 +4,8 @@
  *   master.c          run/start, the signal loop, reload and stop
  *   master_listen.c   binding the listeners' sockets, keeping them across
  *                     reloads
- *   master_workers.c  forking, supervising and restarting smtpd workers
+ *   master_workers.c  forking, supervising and restarting smtpd workers,
+ *                     and the queue manager
  *   master_control.c  the pid file, and `sluice stop|reload|status`
  *
  * The master is one thread that waits for signals with sigtimedwait():
@@ -69,12 +70,14 @@ struct worker_slot {			/* index = the worker's anvil region */
 	double restart_at;		/* pending restart; 0 = none */
 	int accepting_fd;		/* EOF here: it stopped accepting */
 	bool accepting_open;		/* accepting_fd is ours to close */
+	bool replace;			/* qmgr: start anew when it exits */
 };
 
 struct workers {
 	struct worker_slot slot[MASTER_MAX_WORKERS];
 	int generation;			/* the current one */
 	int wanted;			/* workers per generation */
+	struct worker_slot qmgr;	/* the queue manager, if master.cf has one */
 };
 
 struct master;
@@ -94,6 +97,17 @@ void workers_reap(struct master *m);
 double workers_restart_due(struct master *m, double now);
 int workers_alive(const struct master *m);
 int workers_free_slots(const struct master *m);
+
+/* ---- the queue manager (master_workers.c) ----
+ * One process, started when master.cf declares a qmgr service, restarted
+ * (throttled as workers are) when it dies.  Two must never work on the
+ * queue at once: on reload the running one is told to stop, and its
+ * successor, on the new configuration, starts when it has exited. */
+void qmgr_proc_start(struct master *m);
+void qmgr_proc_replace(struct master *m);
+/* Send sig; it is not restarted. */
+void qmgr_proc_signal(struct master *m, int sig);
+bool qmgr_proc_alive(const struct master *m);
 
 /* ---- pid file (master_control.c) ---- */
 
@@ -117,6 +131,7 @@ struct master {
 	int alive_pipe[2];		/* workers see EOF on [0] when we die */
 	struct workers workers;
 	bool stopping;
+	bool qmgr_stopping;		/* stop: the workers are gone, now the qmgr */
 	double stop_deadline;
 };
 

@@ -11,9 +11,13 @@
  * that starts with "{" runs to its matching "}", so "-o { name = value }"
  * may hold spaces, as in Postfix 3.
  *
- * What it promises: only "inet" services whose command is "smtpd" become
- * listeners; every other line is checked for shape and otherwise ignored
- * (a pasted Postfix master.cf has pickup, cleanup, qmgr, ... lines).  The
+ * What it promises: "inet" services whose command is "smtpd" become
+ * listeners; services of another type whose command is a delivery agent
+ * (smtp, lmtp, local, virtual, pipe, discard, error) become transports,
+ * keeping their -o overrides and their arguments (pipe's flags=, user=,
+ * argv=...); a "qmgr" (or "oqmgr") service turns the queue manager on, as
+ * in Postfix; every other line is checked for shape and otherwise ignored
+ * (a pasted Postfix master.cf has pickup, cleanup, rewrite, ... lines).  The
  * private, unpriv, chroot and wakeup columns mean nothing in sluice's
  * process model: they are checked, ignored, and a listener line that sets
  * them gets a warning.  The service column may be a port, a service name
@@ -352,6 +356,13 @@ static bool same_address(const struct listener *a, const struct listener *b)
 	return strcmp(a->port, b->port) == 0 && strcmp(ha, hb) == 0;
 }
 
+static void free_args(char **args)
+{
+	for (int i = 0; args && args[i]; i++)
+		free(args[i]);
+	free(args);
+}
+
 static void service_free(struct cf_service *svc)
 {
 	struct listener *l = &svc->l;
@@ -366,12 +377,31 @@ static void service_free(struct cf_service *svc)
 		free(svc->o[i].value);
 	}
 	free(svc->o);
+	free_args(svc->args);
+}
+
+static bool duplicate_transport(struct master_reader *mr, struct cf_service *svc)
+{
+	for (int i = 0; i < mr->m->n; i++) {
+		const struct cf_service *o = &mr->m->v[i];
+
+		if (!o->transport || strcmp(o->l.service, svc->l.service) != 0)
+			continue;
+		diag_add(mr->d, DIAG_ERROR, mr->m->path, svc->l.line,
+			 "transport \"%s\" is already declared at line %d; remove one of them or rename it",
+			 svc->l.service, o->l.line);
+		return true;
+	}
+	return false;
 }
 
 static bool duplicate(struct master_reader *mr, struct cf_service *svc)
 {
+	if (svc->transport)
+		return duplicate_transport(mr, svc);
 	for (int i = 0; i < mr->m->n; i++) {
-		if (!same_address(&mr->m->v[i].l, &svc->l))
+		if (mr->m->v[i].transport ||
+		    !same_address(&mr->m->v[i].l, &svc->l))
 			continue;
 		diag_add(mr->d, DIAG_ERROR, mr->m->path, svc->l.line,
 			 "service \"%s\" listens on the same address and port as \"%s\" at line %d; remove one of them or change its address",
@@ -436,6 +466,145 @@ static void listener_line(struct master_reader *mr, struct fields *fl,
 	add_service(mr, &svc);
 }
 
+/* ---- transports ------------------------------------------------------ */
+
+/* The delivery agents a transport's command may name. */
+static const char *const transport_commands[] = {
+	"smtp", "lmtp", "local", "virtual", "pipe", "discard", "error", NULL
+};
+
+static bool is_transport_command(const char *cmd)
+{
+	for (int i = 0; transport_commands[i]; i++)
+		if (strcmp(cmd, transport_commands[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool has_arg(char *const *args, const char *prefix)
+{
+	for (int i = 0; args && args[i]; i++)
+		if (strncmp(args[i], prefix, strlen(prefix)) == 0)
+			return true;
+	return false;
+}
+
+/* user=root or user=root:group (pipe(8) refuses to run as root). */
+static bool is_root_user(char *const *args)
+{
+	for (int i = 0; args[i]; i++)
+		if (strncmp(args[i], "user=", 5) == 0)
+			return strncmp(args[i] + 5, "root", 4) == 0 &&
+			       (args[i][9] == 0 || args[i][9] == ':');
+	return false;
+}
+
+/* Options first (-o name=value, as Postfix's daemons read them with
+ * getopt), then the agent's arguments, kept as they are. */
+static int transport_args(struct master_reader *mr, struct cf_service *svc,
+			  struct fields *fl, int line)
+{
+	int i = 8, n = 0;
+
+	while (i < fl->n && strncmp(fl->f[i], "-o", 2) == 0) {
+		if (strcmp(fl->f[i], "-o") != 0) {
+			add_override(svc, fl->f[i++] + 2, line, mr);
+		} else if (i + 1 < fl->n) {
+			add_override(svc, fl->f[i + 1], line, mr);
+			i += 2;
+		} else {
+			diag_add(mr->d, DIAG_ERROR, mr->m->path, line,
+				 "-o at the end of the line; write -o name=value");
+			i++;
+		}
+	}
+	if ((svc->args = calloc((size_t)(fl->n - i) + 1, sizeof *svc->args)) == NULL)
+		return -1;
+	for (; i < fl->n; i++)
+		if ((svc->args[n++] = strdup(fl->f[i])) == NULL)
+			return -1;
+	return 0;
+}
+
+/* What a transport's arguments must say: pipe(8) needs a command and a
+ * user to run it as; the other agents take none. */
+static void check_transport_args(struct master_reader *mr,
+				 const struct cf_service *svc, int line)
+{
+	const char *name = svc->l.service;
+
+	if (strcmp(svc->l.command, "pipe") != 0) {
+		if (svc->args[0] != NULL)
+			diag_add(mr->d, DIAG_WARNING, mr->m->path, line,
+				 "%s argument \"%s\" has no meaning in sluice and is ignored; only -o name=value is used",
+				 svc->l.command, svc->args[0]);
+		return;
+	}
+	if (!has_arg(svc->args, "argv="))
+		diag_add(mr->d, DIAG_ERROR, mr->m->path, line,
+			 "pipe service \"%s\" has no argv=; end the line with argv=/path/to/command and its arguments",
+			 name);
+	if (!has_arg(svc->args, "user="))
+		diag_add(mr->d, DIAG_ERROR, mr->m->path, line,
+			 "pipe service \"%s\" has no user=; add user=NAME, the unprivileged user that runs the command",
+			 name);
+	else if (is_root_user(svc->args))
+		diag_add(mr->d, DIAG_ERROR, mr->m->path, line,
+			 "pipe service \"%s\" runs its command as root; name an unprivileged user in user=",
+			 name);
+}
+
+static void transport_line(struct master_reader *mr, struct fields *fl,
+			   int line, int maxproc)
+{
+	struct cf_service svc = { 0 };
+
+	svc.transport = true;
+	svc.l.fd = -1;
+	svc.l.line = line;
+	svc.l.maxproc = maxproc;
+	svc.l.service = strdup(fl->f[0]);
+	svc.l.command = strdup(fl->f[7]);
+	svc.l.file = strdup(mr->m->path);
+	if (!svc.l.service || !svc.l.command || !svc.l.file ||
+	    transport_args(mr, &svc, fl, line) < 0) {
+		diag_add(mr->d, DIAG_ERROR, mr->m->path, line,
+			 "out of memory; free some memory and try again");
+		service_free(&svc);
+		return;
+	}
+	check_transport_args(mr, &svc, line);
+	add_service(mr, &svc);
+}
+
+const struct transport *config_transport(const struct sluice_config *sc,
+					 const char *name)
+{
+	for (int i = 0; i < sc->ntransports; i++)
+		if (strcmp(sc->transports[i].name, name) == 0)
+			return &sc->transports[i];
+	return NULL;
+}
+
+/* ---- one line -------------------------------------------------------- */
+
+static void service_line(struct master_reader *mr, struct fields *fl,
+			 int first, int maxproc)
+{
+	bool inet = strcmp(fl->f[1], "inet") == 0;
+
+	if (inet && strcmp(fl->f[7], "smtpd") == 0)
+		listener_line(mr, fl, first, maxproc);
+	else if (inet)
+		diag_add(mr->d, DIAG_WARNING, mr->m->path, first,
+			 "service \"%s\" runs \"%s\", which sluice does not have, so nothing listens there; run smtpd instead",
+			 fl->f[0], fl->f[7]);
+	else if (is_transport_command(fl->f[7]))
+		transport_line(mr, fl, first, maxproc);
+	else if (strcmp(fl->f[7], "qmgr") == 0 || strcmp(fl->f[7], "oqmgr") == 0)
+		mr->m->qmgr = true;
+}
+
 static void master_logical(const char *text, int first, int last, void *arg)
 {
 	struct master_reader *mr = arg;
@@ -450,12 +619,7 @@ static void master_logical(const char *text, int first, int last, void *arg)
 			 "the line has %d field%s but a service needs 8; write \"service type private unpriv chroot wakeup maxproc command [args]\", e.g. \"smtp inet n - n - - smtpd\"",
 			 fl.n, fl.n == 1 ? "" : "s");
 	} else if (check_columns(mr, &fl, first, &maxproc)) {
-		if (strcmp(fl.f[1], "inet") == 0 && strcmp(fl.f[7], "smtpd") == 0)
-			listener_line(mr, &fl, first, maxproc);
-		else if (strcmp(fl.f[1], "inet") == 0)
-			diag_add(mr->d, DIAG_WARNING, mr->m->path, first,
-				 "service \"%s\" runs \"%s\", which sluice does not have, so nothing listens there; run smtpd instead",
-				 fl.f[0], fl.f[7]);
+		service_line(mr, &fl, first, maxproc);
 	}
 	free_fields(&fl);
 }

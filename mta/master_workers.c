@@ -1,5 +1,6 @@
 /*
- * master_workers.c - fork the smtpd workers, reap them, restart them.
+ * master_workers.c - fork the smtpd workers and the queue manager, reap
+ * them, restart them.
  *
  * Workers come in generations: start-up makes the first, every reload a
  * new one, and the previous generations are retired (SIGTERM: they stop
@@ -16,19 +17,25 @@
  *    does not make the master spin;
  *  - a worker that was told to stop is never restarted;
  *  - abnormal exits are logged as Postfix's master logs them: "process
- *    sluice/smtpd pid N exit status S" or "... killed by signal S".
+ *    sluice/smtpd pid N exit status S" or "... killed by signal S";
+ *  - the queue manager (one, when master.cf declares it) runs next to the
+ *    workers as mail_owner, is restarted like them, and on reload is
+ *    replaced only once the old one has exited.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/wait.h>
 
+#include "config.h"
 #include "log.h"
 #include "master.h"
+#include "qmgr.h"
 
 #define WORKER_STABLE_SECS	10
 #define THROTTLE_MAX_SECS	60
@@ -65,8 +72,10 @@ static void run_worker(struct master *m, struct worker_slot *ws, int slot)
 	worker_main(m->sc, &wa);
 }
 
+/* The queue manager's slot has index -1. */
 static void schedule_restart(struct worker_slot *ws, double now)
 {
+	char what[64];
 	int delay;
 
 	if (now - ws->started < WORKER_STABLE_SECS)
@@ -82,9 +91,13 @@ static void schedule_restart(struct worker_slot *ws, double now)
 	if (delay > THROTTLE_MAX_SECS)
 		delay = THROTTLE_MAX_SECS;
 	ws->restart_at = now + delay;
-	msg_warn("sluice/smtpd worker %d died %d time%s within %d seconds of "
-		 "starting -- throttling: next start in %d second%s",
-		 ws->index, ws->quick_deaths, ws->quick_deaths == 1 ? "" : "s",
+	if (ws->index < 0)
+		snprintf(what, sizeof what, "sluice/qmgr");
+	else
+		snprintf(what, sizeof what, "sluice/smtpd worker %d", ws->index);
+	msg_warn("%s died %d time%s within %d seconds of starting -- "
+		 "throttling: next start in %d second%s", what,
+		 ws->quick_deaths, ws->quick_deaths == 1 ? "" : "s",
 		 WORKER_STABLE_SECS, delay, delay == 1 ? "" : "s");
 }
 
@@ -244,18 +257,20 @@ static int slot_of(const struct master *m, pid_t pid)
 	return -1;
 }
 
-static void log_exit(pid_t pid, int status, bool expected)
+static void log_exit(const char *name, pid_t pid, int status, bool expected)
 {
 	if (WIFSIGNALED(status))
-		msg_warn("process sluice/smtpd pid %ld killed by signal %d",
+		msg_warn("process sluice/%s pid %ld killed by signal %d", name,
 			 (long)pid, WTERMSIG(status));
 	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-		msg_warn("process sluice/smtpd pid %ld exit status %d",
+		msg_warn("process sluice/%s pid %ld exit status %d", name,
 			 (long)pid, WEXITSTATUS(status));
 	else if (!expected)
-		msg_warn("process sluice/smtpd pid %ld exited unexpectedly",
+		msg_warn("process sluice/%s pid %ld exited unexpectedly", name,
 			 (long)pid);
 }
+
+static void qmgr_reaped(struct master *m, int status);
 
 void workers_reap(struct master *m)
 {
@@ -264,10 +279,14 @@ void workers_reap(struct master *m)
 	int status, slot;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == m->workers.qmgr.pid) {
+			qmgr_reaped(m, status);
+			continue;
+		}
 		if ((slot = slot_of(m, pid)) < 0)
 			continue;	/* not ours to supervise */
 		ws = &m->workers.slot[slot];
-		log_exit(pid, status, ws->stopping || m->stopping);
+		log_exit("smtpd", pid, status, ws->stopping || m->stopping);
 		anvil_release(slot);
 		close_accepting(ws);
 		ws->pid = 0;
@@ -279,10 +298,19 @@ void workers_reap(struct master *m)
 	}
 }
 
+static void qmgr_spawn(struct master *m);
+
 double workers_restart_due(struct master *m, double now)
 {
-	struct worker_slot *ws;
+	struct worker_slot *ws = &m->workers.qmgr;
 	double next = 0;
+
+	if (ws->pid == 0 && ws->restart_at != 0) {
+		if (ws->restart_at <= now)
+			qmgr_spawn(m);
+		else
+			next = ws->restart_at;
+	}
 
 	for (int i = 0; i < MASTER_MAX_WORKERS; i++) {
 		ws = &m->workers.slot[i];
@@ -294,4 +322,104 @@ double workers_restart_due(struct master *m, double now)
 			next = ws->restart_at;
 	}
 	return next;
+}
+
+/* ---- the queue manager ------------------------------------------- */
+
+static void run_qmgr(struct master *m) __attribute__((noreturn));
+
+/* In the child: no listening socket, no worker's pipe, then qmgr_main. */
+static void run_qmgr(struct master *m)
+{
+	struct qmgr_args qa;
+
+	master_child_setup(m);
+	for (int i = 0; i < m->sockets.n; i++)
+		close(m->sockets.v[i].ws.fd);
+	for (int i = 0; i < MASTER_MAX_WORKERS; i++)
+		if (m->workers.slot[i].accepting_open)
+			close(m->workers.slot[i].accepting_fd);
+	memset(&qa, 0, sizeof qa);
+	qa.master_pipe = m->alive_pipe[0];
+	qa.drop_privileges = m->user.drop;
+	qa.uid = m->user.uid;
+	qa.gid = m->user.gid;
+	qa.user = m->user.name;
+	qmgr_main(m->sc, &qa);
+}
+
+static void qmgr_spawn(struct master *m)
+{
+	struct worker_slot *ws = &m->workers.qmgr;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		run_qmgr(m);
+	ws->index = -1;
+	ws->started = mono_now();
+	ws->restart_at = 0;
+	ws->stopping = ws->replace = false;
+	ws->pid = pid < 0 ? 0 : pid;
+	if (pid < 0) {
+		msg_warn("fork: %s", strerror(errno));
+		schedule_restart(ws, ws->started);
+	}
+}
+
+void qmgr_proc_start(struct master *m)
+{
+	if (m->sc->qmgr && m->workers.qmgr.pid == 0 &&
+	    m->workers.qmgr.restart_at == 0)
+		qmgr_spawn(m);
+}
+
+void qmgr_proc_replace(struct master *m)
+{
+	struct worker_slot *ws = &m->workers.qmgr;
+
+	if (ws->pid == 0) {
+		ws->restart_at = 0;
+		qmgr_proc_start(m);
+		return;
+	}
+	ws->replace = true;
+	ws->stopping = true;
+	kill(ws->pid, SIGTERM);
+}
+
+void qmgr_proc_signal(struct master *m, int sig)
+{
+	struct worker_slot *ws = &m->workers.qmgr;
+
+	ws->restart_at = 0;
+	ws->replace = false;
+	if (ws->pid != 0) {
+		ws->stopping = true;
+		kill(ws->pid, sig);
+	}
+}
+
+bool qmgr_proc_alive(const struct master *m)
+{
+	return m->workers.qmgr.pid != 0;
+}
+
+static void qmgr_reaped(struct master *m, int status)
+{
+	struct worker_slot *ws = &m->workers.qmgr;
+	bool replace = ws->replace;
+
+	log_exit("qmgr", ws->pid, status, ws->stopping || m->stopping);
+	ws->pid = 0;
+	if (m->stopping || (ws->stopping && !replace)) {
+		ws->stopping = ws->replace = false;
+		return;
+	}
+	if (replace) {
+		ws->replace = false;
+		if (m->sc->qmgr)
+			qmgr_spawn(m);
+		return;
+	}
+	schedule_restart(ws, mono_now());
 }

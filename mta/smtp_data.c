@@ -34,6 +34,7 @@
 #include "filter_chain.h"
 #include "log.h"
 #include "plugins/sluice_plugin.h"
+#include "qmgr_trigger.h"
 #include "queue.h"
 #include "smtp_proto.h"
 #include "version.h"
@@ -526,15 +527,16 @@ void smtp_data_end(struct smtp_session *s)
 		content_done(s, SLUICE_DUNNO);
 }
 
+/* Committed: wake the queue manager (it logs "(queue active)" when it
+ * takes the message).  A hint only: no queue manager, or a full FIFO,
+ * is fine. */
 static void commit_done(void *arg, int err)
 {
 	struct smtp_session *s = arg;
 
-	if (err == 0)
-		msg_info("%s: from=<%s>, size=%lld, nrcpt=%d (queue active)",
-			 s->queue_id, s->txn.env.sender, s->txn.env.size,
-			 s->txn.env.nrcpt);
-	else
+	if (err == 0 && !s->txn.env.hold)
+		(void)qmgr_trigger_send(smtp_queue_dir(s), QMGR_REQ_SCAN_INCOMING);
+	else if (err != 0)
 		msg_warn("%s: queue commit failed: %s", s->queue_id, strerror(err));
 	if (s->dead) {
 		smtp_session_gone(s);
