@@ -16,6 +16,7 @@
 
 #include "bounce_internal.h"
 #include "log.h"
+#include "hex_digit.h"
 
 #define WRAP_WIDTH      79      /* Postfix's bounce line length */
 #define WRAP_INDENT     4
@@ -120,17 +121,6 @@ void bounce_put_wrapped(FILE *fp, const char *text)
 	} while (*p);
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 char *bounce_xtext_decode(const char *s, bool eight_bit)
 {
 	char *out = bounce_strdup(s), *o = out;
@@ -140,7 +130,7 @@ char *bounce_xtext_decode(const char *s, bool eight_bit)
 		unsigned char c = (unsigned char) *s;
 
 		if (c == '+') {
-			if ((hi = hexval(s[1])) < 0 || (lo = hexval(s[2])) < 0)
+			if ((hi = hex_digit_value(s[1])) < 0 || (lo = hex_digit_value(s[2])) < 0)
 				break;
 			c = (unsigned char) (hi << 4 | lo);
 			s += 2;

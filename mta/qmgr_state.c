@@ -28,6 +28,7 @@
 #include "log.h"
 #include "qmgr.h"
 #include "queue_reason.h"
+#include "hex_digit.h"
 
 #define STATE_SUFFIX	".qmgr"
 #define STATE_LINE_MAX	4096
@@ -50,15 +51,6 @@ static void encode(FILE *fp, const char *s)
 	}
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode in place; false on a bad escape or a NUL. */
 static bool decode(char *s)
 {
@@ -71,7 +63,7 @@ static bool decode(char *s)
 			*o++ = *s;
 			continue;
 		}
-		if ((hi = hexval(s[1])) < 0 || (lo = hexval(s[2])) < 0 ||
+		if ((hi = hex_digit_value(s[1])) < 0 || (lo = hex_digit_value(s[2])) < 0 ||
 		    hi * 16 + lo == 0)
 			return false;
 		*o++ = (char)(hi * 16 + lo);

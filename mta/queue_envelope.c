@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "queue_internal.h"
+#include "hex_digit.h"
 
 #define QF_ENV_MAX      (16 * 1024 * 1024)      /* sanity cap when reading */
 #define NELEM(a)        (sizeof(a) / sizeof((a)[0]))
@@ -282,17 +283,6 @@ static int bad(struct env_reader *rd, const char *fmt, ...)
 	return -1;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Decode a value's %XX escapes into a new string; NULL when damaged. */
 static char *decode_value(const char *s, size_t len)
 {
@@ -313,7 +303,7 @@ static char *decode_value(const char *s, size_t len)
 		}
 		if (i + 2 >= len)
 			goto bad;
-		if ((hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0
+		if ((hi = hex_digit_value(s[i + 1])) < 0 || (lo = hex_digit_value(s[i + 2])) < 0
 		    || (hi == 0 && lo == 0))
 			goto bad;
 		*o++ = (char) (hi << 4 | lo);

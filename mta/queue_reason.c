@@ -17,6 +17,7 @@
 
 #include "queue.h"
 #include "queue_reason.h"
+#include "hex_digit.h"
 
 #define REASON_FILE_MAX (1024 * 1024)   /* larger ones are not read */
 #define REASON_TEXT_MAX 2000            /* one reason, decoded */
@@ -39,15 +40,6 @@ static int reason_path(const char *queue_dir, const char *id,
 
 /* ==== reading ==== */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode one %XX-encoded reason; NULL when it is malformed.  What the
  * reader gets is printable: a decoded control byte becomes a space. */
 static char *decode(const char *s, size_t len)
@@ -61,8 +53,8 @@ static char *decode(const char *s, size_t len)
 	for (o = out, i = 0; i < len; i++) {
 		unsigned char c = (unsigned char) s[i];
 
-		if (c == '%' && i + 2 < len && (hi = hexval(s[i + 1])) >= 0
-		    && (lo = hexval(s[i + 2])) >= 0) {
+		if (c == '%' && i + 2 < len && (hi = hex_digit_value(s[i + 1])) >= 0
+		    && (lo = hex_digit_value(s[i + 2])) >= 0) {
 			c = (unsigned char) (hi * 16 + lo);
 			i += 2;
 			if (c < 0x20 || c == 0x7f)
