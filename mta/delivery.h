@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <sys/time.h>
+#include <sys/types.h>
 
 #include "queue.h"
 
@@ -41,11 +42,16 @@ struct delivery_request {
 	const char *queue_path;     /* the file, in active/ */
 	int queue_fd;               /* open read-only on it */
 	const struct queue_envelope *env;
-	const char *transport;      /* "smtp", "lmtp", "local", "pipe", "discard", "error" */
+	const char *transport;      /* "smtp", "lmtp", "local", "virtual", "pipe", "discard", "error" */
 	const char *nexthop;        /* "[192.0.2.1]:25", "example.com", "unix:/path", user... */
 	const struct config *cfg;   /* the transport's configuration (main.cf + its -o) */
 	char *const *agent_args;    /* master.cf arguments of the transport (pipe's
 				     * flags=, user=, argv=...), NULL-terminated */
+	/* set by a root caller (the delivery process): the file system ids
+	 * new queue files (local's forwarded copies) are written with,
+	 * mail_owner's; 0: the caller's own */
+	uid_t queue_uid;
+	gid_t queue_gid;
 	struct delivery_rcpt *rcpt;
 	int nrcpt;
 	/* filled by the agent */
@@ -79,6 +85,12 @@ void smtp_deliver(struct event_base *base, struct delivery_request *req,
  * child process per recipient, run as the recipient (local_*.c). */
 void local_deliver(struct event_base *base, struct delivery_request *req,
 		   delivery_done_fn done, void *arg);
+/* virtual(8): mailboxes of virtual mailbox domains (maildir or mbox
+ * under virtual_mailbox_base, owned by virtual_uid_maps and
+ * virtual_gid_maps; no aliases, no passwd), in a child process per
+ * recipient, never as root (virtual_deliver.c). */
+void virtual_deliver(struct event_base *base, struct delivery_request *req,
+		     delivery_done_fn done, void *arg);
 /* pipe(8): a command from master.cf's argv=, in a child process, never as
  * root (pipe_deliver.c). */
 void pipe_deliver(struct event_base *base, struct delivery_request *req,

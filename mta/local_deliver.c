@@ -80,6 +80,17 @@ bool local_domain(const struct config *cfg, const char *domain)
 	return yes;
 }
 
+const struct lbox_params lbox_local = {
+	.lock = "mailbox_delivery_lock",
+	.size_limit = "mailbox_size_limit",
+	.spool_as_root = true,
+};
+
+const struct lbox_params *ldeliv_box(const struct ldeliv *d)
+{
+	return d->box ? d->box : &lbox_local;
+}
+
 bool local_prepend_delivered(const struct config *cfg, const char *context)
 {
 	return lalias_allowed(cfg, "prepend_delivered_header", context);
@@ -114,6 +125,14 @@ int ldeliv_init(struct ldeliv *d, const struct delivery_request *req,
 	snprintf(d->extension, sizeof d->extension, "%s",
 		 u < n ? d->local + u + 1 : "");
 	return 0;
+}
+
+bool ldeliv_looped(const struct ldeliv *d, char *const *seen_dt)
+{
+	for (int i = 0; seen_dt[i]; i++)
+		if (strcmp(seen_dt[i], d->delivered) == 0)
+			return true;
+	return false;
 }
 
 /* ---- the end ---- */
@@ -161,9 +180,8 @@ static void forward(struct ljob *j)
 
 /* ---- one destination, in a child ---- */
 
-static void child_limits(const struct config *cfg)
+void local_child_limits(long long limit)
 {
-	long long limit = cfg_size(cfg, "mailbox_size_limit");
 	struct rlimit rl;
 
 	signal(SIGXFSZ, SIG_IGN);
@@ -181,7 +199,7 @@ static void child(void *arg, int out_fd)
 
 	log_set_service("local");
 	j->d.out_fd = out_fd;
-	child_limits(j->d.cfg);
+	local_child_limits(cfg_size(j->d.cfg, "mailbox_size_limit"));
 	if (t->kind == LT_USER)
 		luser_deliver(&j->d, t);
 	else
@@ -240,13 +258,6 @@ static void next_target(struct ljob *j)
 
 /* ---- one recipient ---- */
 
-static bool looped(const struct ljob *j)
-{
-	for (int i = 0; j->seen_dt[i]; i++)
-		if (strcmp(j->seen_dt[i], j->d.delivered) == 0)
-			return true;
-	return false;
-}
 
 /* Start the recipient's deliveries; false when it has its result. */
 static bool start_rcpt(struct ljob *j, struct delivery_rcpt *r)
@@ -258,7 +269,7 @@ static bool start_rcpt(struct ljob *j, struct delivery_rcpt *r)
 			     r->addr);
 		return false;
 	}
-	if (looped(j)) {
+	if (ldeliv_looped(&j->d, j->seen_dt)) {
 		delivery_set(r, 5, "5.4.6", "mail forwarding loop for %s",
 			     r->addr);
 		return false;

@@ -17,13 +17,19 @@
  * new file durable - so the original recipient is marked delivered only
  * once its copy cannot be lost; on any failure the copy is removed and
  * done(arg, NULL, errno) lets the caller defer.  done always runs from
- * the loop.  This runs in the parent (the queue manager's process), so
- * the new file belongs to the same user as every other queue file.
+ * the loop.  This runs in the parent, the agent's caller.  When that is
+ * the delivery process (root), it sets req->queue_uid: the copy is then
+ * created, written and announced with mail_owner's file system ids
+ * (setfsuid/setfsgid, which on Linux change the calling thread's only,
+ * for the few calls that touch the queue here), so the new file belongs
+ * to mail_owner like every other queue file, and root never follows a
+ * name in the queue, whose directories mail_owner owns.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 
 #include "config.h"
 #include "local_int.h"
@@ -37,10 +43,45 @@ struct fwd_job {
 	void *arg;
 	char id[QUEUE_ID_MAX];
 	const char *queue_dir;
+	uid_t uid;                      /* file system ids for the queue, */
+	gid_t gid;                      /* or 0: this thread's own */
 	bool inside;                    /* queue_commit() has not returned */
 	bool fired;
 	int err;
 };
+
+/* ---- whose ids touch the queue ---- */
+
+struct fs_ids {
+	uid_t uid;
+	gid_t gid;
+};
+
+/* Take the job's file system ids (if it has any); *old gets the ones to
+ * go back to.  0, or -1 (EPERM) when the kernel did not take them. */
+static int fs_enter(const struct fwd_job *j, struct fs_ids *old)
+{
+	old->uid = (uid_t)setfsuid((uid_t)-1);
+	old->gid = (gid_t)setfsgid((gid_t)-1);
+	if (j->uid == 0)
+		return 0;
+	setfsgid(j->gid);
+	setfsuid(j->uid);
+	if ((uid_t)setfsuid((uid_t)-1) != j->uid
+	    || (gid_t)setfsgid((gid_t)-1) != j->gid) {
+		setfsuid(old->uid);
+		setfsgid(old->gid);
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
+}
+
+static void fs_leave(const struct fs_ids *old)
+{
+	setfsuid(old->uid);
+	setfsgid(old->gid);
+}
 
 static int copy_range(struct queue_file *qf, const struct local_msg *m,
 		      long long from, long long to)
@@ -135,9 +176,13 @@ static void make_envelope(struct queue_envelope *env, const struct ldeliv *d,
 static void report(void *arg)
 {
 	struct fwd_job *j = arg;
+	struct fs_ids old;
 
-	if (j->err == 0)        /* a hint; no queue manager: picked up later */
+	if (j->err == 0 && fs_enter(j, &old) == 0) {
+		/* a hint; no queue manager: picked up later */
 		qmgr_trigger_send(j->queue_dir, QMGR_REQ_SCAN_INCOMING);
+		fs_leave(&old);
+	}
 	j->done(j->arg, j->err ? NULL : j->id, j->err);
 	free(j);
 }
@@ -152,25 +197,21 @@ static void committed(void *arg, int err)
 		report(j);
 }
 
-void lforward_queue(struct event_base *base, const struct ldeliv *d,
-		    const struct delivery_rcpt *r, char *const *addrs, int n,
-		    lforward_done_fn done, void *arg)
+/* Create, write and seal the copy (with the job's file system ids). */
+static void queue_copy(struct fwd_job *j, const struct ldeliv *d,
+		       const struct delivery_rcpt *r, char *const *addrs, int n)
 {
-	struct fwd_job *j = calloc(1, sizeof *j);
 	struct queue_envelope env;
 	struct queue_file *qf;
 	char *orcpt;
 
-	if (j == NULL)
-		msg_fatal("out of memory");
-	*j = (struct fwd_job){ .base = base, .done = done, .arg = arg,
-			       .queue_dir = cfg_str(d->cfg, "queue_directory") };
+	errno = 0;
 	qf = queue_create(j->queue_dir);
 	if (qf == NULL || write_content(qf, d) < 0) {
 		j->err = errno ? errno : EIO;
 		if (qf != NULL)
 			queue_abort(qf);
-		lagent_later(base, report, j);
+		j->fired = true;
 		return;
 	}
 	snprintf(j->id, sizeof j->id, "%s", queue_file_id(qf));
@@ -180,6 +221,28 @@ void lforward_queue(struct event_base *base, const struct ldeliv *d,
 	j->inside = false;
 	free(env.rcpt);
 	free(orcpt);
-	if (j->fired)                   /* no committer thread: done already */
+}
+
+void lforward_queue(struct event_base *base, const struct ldeliv *d,
+		    const struct delivery_rcpt *r, char *const *addrs, int n,
+		    lforward_done_fn done, void *arg)
+{
+	struct fwd_job *j = calloc(1, sizeof *j);
+	struct fs_ids old;
+
+	if (j == NULL)
+		msg_fatal("out of memory");
+	*j = (struct fwd_job){ .base = base, .done = done, .arg = arg,
+			       .queue_dir = cfg_str(d->cfg, "queue_directory"),
+			       .uid = d->req->queue_uid,
+			       .gid = d->req->queue_gid };
+	if (fs_enter(j, &old) < 0) {
+		j->err = errno;
+		j->fired = true;
+	} else {
+		queue_copy(j, d, r, addrs, n);
+		fs_leave(&old);
+	}
+	if (j->fired)   /* failed, or no committer thread: done already */
 		lagent_later(base, report, j);
 }

@@ -1,7 +1,7 @@
 /*
- * local_int.h - what the local(8) and pipe(8) delivery agents share
- * inside sluice (local_*.c, pipe_deliver.c); not an interface for anyone
- * else.
+ * local_int.h - what the local(8), virtual(8) and pipe(8) delivery
+ * agents share inside sluice (local_*.c, virtual_deliver.c,
+ * pipe_deliver.c); not an interface for anyone else.
  *
  * The pieces, each in its own file:
  *   local_agent.c    the agent shell: a child process started from the
@@ -21,6 +21,9 @@
  *   local_user.c     delivery to a user: passwd, .forward, mailbox
  *   local_forward.c  addresses that leave the machine: a new queue file
  *   local_deliver.c  local_deliver(): one recipient after another
+ *   virtual_deliver.c
+ *                    virtual_deliver(): virtual(8), with the mailbox
+ *                    writers and the child shell above
  *
  * Promises kept together: nothing a recipient, an alias, a .forward or a
  * command controls ever runs or writes as root; every child reports each
@@ -55,7 +58,8 @@ struct local_result {
 void lres_set(struct local_result *r, int status, const char *dsn,
 	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* A system error as Postfix classes it: EDQUOT 4.2.2 mailbox full,
- * EFBIG 5.2.2 (over mailbox_size_limit), ENOSPC 4.3.0, else 4.2.0. */
+ * EFBIG 5.2.2 (over mailbox_size_limit or virtual_mailbox_limit),
+ * ENOSPC 4.3.0, else 4.2.0. */
 void lres_errno(struct local_result *r, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -187,6 +191,21 @@ void lcmd_run(const struct lcmd *c, struct local_result *res);
 /* Close every descriptor from `low` up (before exec). */
 void lcmd_close_from(int low);
 
+/* ---- mailbox settings: local(8)'s or virtual(8)'s ---------------------- */
+
+/* What the mailbox writers (local_mbox.c, local_maildir.c) read that
+ * differs between the agents: the names of the parameters for the lock
+ * methods and the size limit, and whether a mail spool that is not
+ * world-writable is opened (and dot-locked) as root. */
+struct lbox_params {
+	const char *lock;               /* "mailbox_delivery_lock" */
+	const char *size_limit;         /* "mailbox_size_limit" */
+	bool spool_as_root;             /* local(8): yes; virtual(8): never */
+};
+
+extern const struct lbox_params lbox_local;     /* local_deliver.c */
+extern const struct lbox_params lbox_virtual;   /* virtual_deliver.c */
+
 /* ---- what a delivery knows about its recipient ------------------------- */
 
 struct ldeliv {
@@ -201,6 +220,7 @@ struct ldeliv {
 	char domain[256];
 	char delivered[1024];           /* Delivered-To: value, lower case */
 	int out_fd;                     /* result lines (in a child) */
+	const struct lbox_params *box;  /* NULL: lbox_local */
 };
 
 /* Split rcpt into local part, user, extension (recipient_delimiter) and
@@ -210,6 +230,14 @@ int ldeliv_init(struct ldeliv *d, const struct delivery_request *req,
 /* Is `domain` one this machine delivers to itself (empty, mydestination,
  * localhost)? */
 bool local_domain(const struct config *cfg, const char *domain);
+/* Does the message already carry "Delivered-To: d->delivered"?
+ * seen_dt: lcopy_delivered_to()'s values. */
+bool ldeliv_looped(const struct ldeliv *d, char *const *seen_dt);
+/* The mailbox settings of d's agent (d->box, or lbox_local). */
+const struct lbox_params *ldeliv_box(const struct ldeliv *d);
+/* In a delivery child: RLIMIT_FSIZE at `limit` bytes (0: none), SIGXFSZ
+ * ignored, so that a write past it fails with EFBIG (5.2.2). */
+void local_child_limits(long long limit);
 
 /* ---- destinations ------------------------------------------------------ */
 

@@ -169,7 +169,8 @@ void lmaildir_deliver(const struct ldeliv *d, const char *dir,
 		      const struct lpriv *p, bool as_file,
 		      struct local_result *res)
 {
-	long long limit = cfg_size(d->cfg, "mailbox_size_limit");
+	const char *param = ldeliv_box(d)->size_limit;
+	long long limit = cfg_size(d->cfg, param);
 	struct mdir m;
 
 	names(&m, dir);
@@ -178,8 +179,8 @@ void lmaildir_deliver(const struct ldeliv *d, const char *dir,
 		return;
 	}
 	if (limit > 0 && d->msg.env->size > limit) {
-		lres_set(res, 5, "5.2.2", "maildir delivery failed: message is larger than mailbox_size_limit %lld",
-			 limit);
+		lres_set(res, 5, "5.2.2", "maildir delivery failed: message is larger than %s %lld",
+			 param, limit);
 		return;
 	}
 	if (make_maildir(m.dir) < 0) {

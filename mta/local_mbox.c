@@ -4,21 +4,24 @@
  * "/file" destinations of aliases and .forward files.
  *
  * As Postfix's local(8): the mailbox is locked with the methods of
- * mailbox_delivery_lock (fcntl, flock, dotlock), each tried
- * deliver_lock_attempts times deliver_lock_delay apart, a dot-lock older
- * than stale_lock_time removed; the message is appended as "From sender
- * date", Return-Path:, X-Original-To:, Delivered-To:, the message with
- * ">From " quoting, and an empty line; the file is fsync()ed before
- * success is reported.  Any error truncates the file back to its size
- * before the delivery, so a mailbox never holds half a message.
+ * mailbox_delivery_lock (virtual(8): virtual_mailbox_lock) - fcntl,
+ * flock, dotlock - each tried deliver_lock_attempts times
+ * deliver_lock_delay apart, a dot-lock older than stale_lock_time
+ * removed; the message is appended as "From sender date",
+ * Return-Path:, X-Original-To:, Delivered-To:, the message with ">From "
+ * quoting, and an empty line; the file is fsync()ed before success is
+ * reported.  Any error truncates the file back to its size before the
+ * delivery, so a mailbox never holds half a message.  The size limit is
+ * mailbox_size_limit (virtual(8): virtual_mailbox_limit).
  *
  * Privileges: the mailbox is written as the recipient.  In a mail spool
  * that is not world-writable (Debian's /var/mail, root:mail 2775) it is
  * opened and dot-locked as root, as Postfix does, and a new mailbox is
- * given to the recipient; everything else is opened as the recipient.
- * A mailbox must be a regular file with one link (no symlink, no hard
- * link to another file) and, with strict_mailbox_ownership, be owned by
- * the recipient; otherwise delivery is deferred.
+ * given to the recipient; everything else (and every virtual(8) mailbox)
+ * is opened as the recipient.  A mailbox must be a regular file with one
+ * link (no symlink, no hard link to another file) and, with
+ * strict_mailbox_ownership, be owned by the recipient; otherwise
+ * delivery is deferred.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,9 +47,9 @@ struct mbox {
 	struct stat st;
 };
 
-static bool lock_wanted(const struct config *cfg, const char *method)
+static bool lock_wanted(const struct ldeliv *d, const char *method)
 {
-	char **v = cfg_list(cfg, "mailbox_delivery_lock");
+	char **v = cfg_list(d->cfg, ldeliv_box(d)->lock);
 	bool yes = false;
 
 	for (int i = 0; v[i]; i++)
@@ -213,8 +216,8 @@ static bool spool_as_root(const struct ldeliv *d, const struct lpriv *owner)
 {
 	struct stat st;
 
-	if (owner == NULL || *cfg_str(d->cfg, "home_mailbox") != 0
-	    || !lpriv_capable())
+	if (owner == NULL || !ldeliv_box(d)->spool_as_root
+	    || *cfg_str(d->cfg, "home_mailbox") != 0 || !lpriv_capable())
 		return false;
 	return stat(cfg_str(d->cfg, "mail_spool_directory"), &st) == 0
 		&& (st.st_mode & S_IWOTH) == 0;
@@ -239,13 +242,14 @@ static void copy_opts(const struct mbox *m, struct lcopy_opts *o,
 
 static int too_big(const struct mbox *m, struct local_result *res)
 {
-	long long limit = cfg_size(m->d->cfg, "mailbox_size_limit");
+	const char *param = ldeliv_box(m->d)->size_limit;
+	long long limit = cfg_size(m->d->cfg, param);
 
 	if (limit <= 0 || !S_ISREG(m->st.st_mode)
 	    || m->st.st_size + m->d->msg.env->size <= limit)
 		return 0;
-	lres_set(res, 5, "5.2.2", "cannot update %s %s: mailbox full (mailbox_size_limit %lld)",
-		 m->owner ? "mailbox" : "file", m->path, limit);
+	lres_set(res, 5, "5.2.2", "cannot update %s %s: mailbox full (%s %lld)",
+		 m->owner ? "mailbox" : "file", m->path, param, limit);
 	return -1;
 }
 
@@ -275,13 +279,11 @@ static void append(struct mbox *m, struct local_result *res)
 
 static int lock_all(struct mbox *m, struct local_result *res)
 {
-	const struct config *cfg = m->d->cfg;
-
 	if (S_ISCHR(m->st.st_mode))
 		return 0;
-	if (lock_wanted(cfg, "fcntl") && kernel_lock(m, false, res) < 0)
+	if (lock_wanted(m->d, "fcntl") && kernel_lock(m, false, res) < 0)
 		return -1;
-	if (lock_wanted(cfg, "flock") && kernel_lock(m, true, res) < 0)
+	if (lock_wanted(m->d, "flock") && kernel_lock(m, true, res) < 0)
 		return -1;
 	return 0;
 }
@@ -293,7 +295,7 @@ static void deliver(struct mbox *m, struct local_result *res)
 			   m->as_root ? "root" : m->p->name);
 		return;
 	}
-	if (lock_wanted(m->d->cfg, "dotlock") && dotlock(m, res) < 0)
+	if (lock_wanted(m->d, "dotlock") && dotlock(m, res) < 0)
 		return;
 	if (open_mbox(m, res) < 0 || lock_all(m, res) < 0)
 		return;

@@ -57,7 +57,7 @@ void lres_errno(struct local_result *r, int err, const char *fmt, ...)
 	va_end(ap);
 	switch (err) {
 	case EFBIG:
-		lres_set(r, 5, "5.2.2", "%s: mailbox full (mailbox_size_limit)",
+		lres_set(r, 5, "5.2.2", "%s: mailbox full (over the size limit)",
 			 what);
 		break;
 	case EDQUOT:

@@ -5,17 +5,19 @@
  * failure: read the configuration (config_load; its diagnostics are
  * printed as "file:line: ..."), set up logging, find mail_owner (when
  * started as root), create the queue directories, take the pid file,
- * bind every listener, map the anvil table, fork the workers and the
- * queue manager (when master.cf declares one), and log
+ * bind every listener, map the anvil table, bind the delivery process'
+ * socket (root with a qmgr), fork the workers, the delivery process and
+ * the queue manager (when master.cf declares one), and log
  * "daemon started -- version X, configuration DIR".  `run` stays in the
  * foreground and logs to stderr unless maillog_file is set; `start`
  * forks, becomes a session leader and logs to maillog_file or syslog.
  * Until the daemon is up, log lines are mirrored to stderr so that the
  * person starting it sees why it would not start.
  *
- * Started as root, the master keeps root (it binds ports on reload) and
- * its workers run as mail_owner; started as anybody else, everything runs
- * as that user.
+ * Started as root, the master keeps root (it binds ports on reload), its
+ * workers and the queue manager run as mail_owner, and only the delivery
+ * process (master_delivery.c) keeps root, for local, virtual and pipe;
+ * started as anybody else, everything runs as that user.
  *
  * Then the master waits for signals with sigtimedwait(); they are blocked
  * at all other times, so no handler ever interrupts its work:
@@ -24,8 +26,10 @@
  *   SIGTERM, SIGINT  stop: log "terminating on signal N", SIGTERM every
  *                    worker, give them STOP_GRACE_SECS to finish their
  *                    sessions, then SIGKILL; then the same for the queue
- *                    manager, last, so that it sees every message the
- *                    workers accepted; a second signal kills at once
+ *                    manager, so that it sees every message the workers
+ *                    accepted, and last for the delivery process, so
+ *                    that the queue manager's deliveries are answered; a
+ *                    second signal kills at once
  * No child is left unreaped, and the pid file is removed on the way out.
  */
 #include <errno.h>
@@ -109,6 +113,8 @@ void master_child_setup(struct master *m)
 {
 	if (m->pidfile_fd >= 0)
 		close(m->pidfile_fd);
+	if (m->delivery.listen_fd >= 0)
+		close(m->delivery.listen_fd);
 	close(m->alive_pipe[1]);
 	for (size_t i = 0; i < NSIGNALS; i++)
 		signal(master_signal_list[i], SIG_DFL);
@@ -288,6 +294,8 @@ static void prepare(struct master *m, const char *config_dir)
 	if (anvil_init(ANVIL_SLOTS) < 0)
 		msg_fatal("cannot map the connection count table: %s",
 			  strerror(errno));
+	if (delivery_proc_prepare(m, err, sizeof err) < 0)
+		msg_fatal("%s", err);
 	if (pipe2(m->alive_pipe, O_CLOEXEC) < 0)
 		msg_fatal("pipe: %s", strerror(errno));
 }
@@ -373,6 +381,9 @@ static void reload_install(struct master *m, struct sluice_config *next,
 		msg_warn("%s; logging stays as it was", err);
 	workers_start_generation(m, wanted);
 	workers_retire_old(m);
+	if (delivery_proc_prepare(m, err, sizeof err) < 0)
+		msg_warn("%s; local, virtual and pipe deliveries are deferred", err);
+	delivery_proc_replace(m);
 	qmgr_proc_replace(m);
 	config_free(old);
 }
@@ -415,6 +426,7 @@ static void master_stop(struct master *m, int sig)
 			 workers_alive(m), workers_alive(m) == 1 ? "" : "s");
 		workers_signal_all(m, SIGKILL);
 		qmgr_proc_signal(m, SIGKILL);
+		delivery_proc_signal(m, SIGKILL);
 		m->stop_deadline = 0;
 		return;
 	}
@@ -433,10 +445,12 @@ static void stop_overdue(struct master *m)
 		msg_warn("%d worker%s still busy after %d seconds: killing", n,
 			 n == 1 ? "" : "s", STOP_GRACE_SECS);
 	else
-		msg_warn("the queue manager is still busy after %d seconds: "
-			 "killing", STOP_GRACE_SECS);
+		msg_warn("the %s is still busy after %d seconds: killing",
+			 qmgr_proc_alive(m) ? "queue manager" : "delivery process",
+			 STOP_GRACE_SECS);
 	workers_signal_all(m, SIGKILL);
 	qmgr_proc_signal(m, SIGKILL);
+	delivery_proc_signal(m, SIGKILL);
 	m->stop_deadline = 0;
 }
 
@@ -455,12 +469,27 @@ static bool stop_qmgr(struct master *m)
 	return false;
 }
 
+/* ... and then the delivery process.  True when it is gone too. */
+static bool stop_delivery(struct master *m)
+{
+	if (!delivery_proc_alive(m))
+		return true;
+	if (!m->delivery_stopping) {
+		m->delivery_stopping = true;
+		delivery_proc_signal(m, SIGTERM);
+		if (m->stop_deadline != 0)
+			m->stop_deadline = mono_now() + STOP_GRACE_SECS;
+	}
+	return false;
+}
+
 /* ---- the loop ------------------------------------------------------ */
 
 /* Let go of everything (the daemon keeps its own copies in `start`). */
 static void master_free(struct master *m)
 {
 	listen_close_unused(&m->sockets);
+	delivery_proc_close(m);
 	if (m->sc != NULL)
 		config_free(m->sc);
 	m->sc = sluice_conf = NULL;
@@ -480,7 +509,8 @@ static int master_loop(struct master *m, const sigset_t *signals)
 
 	for (;;) {
 		workers_reap(m);
-		if (m->stopping && workers_alive(m) == 0 && stop_qmgr(m))
+		if (m->stopping && workers_alive(m) == 0 && stop_qmgr(m)
+		    && stop_delivery(m))
 			break;
 		deadline = m->stopping ? m->stop_deadline
 		    : workers_restart_due(m, mono_now());
@@ -506,6 +536,7 @@ static int master_main(const char *config_dir, bool daemon)
 	memset(&m, 0, sizeof m);
 	m.daemon = daemon;
 	m.pidfile_fd = m.alive_pipe[0] = m.alive_pipe[1] = -1;
+	m.delivery.listen_fd = -1;
 	master_signals(&signals);
 	log_open("master", LOG_DEST_STDERR, NULL);
 	prepare(&m, config_dir);
@@ -516,6 +547,7 @@ static int master_main(const char *config_dir, bool daemon)
 	if (!daemon)
 		pidfile_write(m.pidfile_fd, getpid());
 	workers_start_generation(&m, m.workers.wanted);
+	delivery_proc_start(&m);
 	qmgr_proc_start(&m);
 	msg_info("daemon started -- version %s, configuration %s",
 		 SLUICE_VERSION, m.config_dir);

@@ -6,6 +6,8 @@
  *                     reloads
  *   master_workers.c  forking, supervising and restarting smtpd workers,
  *                     and the queue manager
+ *   master_delivery.c the delivery process (root, when the master is) and
+ *                     its socket
  *   master_control.c  the pid file, and `sluice stop|reload|status`
  *
  * The master is one thread that waits for signals with sigtimedwait():
@@ -97,6 +99,9 @@ void workers_reap(struct master *m);
 double workers_restart_due(struct master *m, double now);
 int workers_alive(const struct master *m);
 int workers_free_slots(const struct master *m);
+/* In a child that is no worker (after master_child_setup): close the
+ * listening sockets and the workers' accepting pipes. */
+void workers_close_inherited(struct master *m);
 
 /* ---- the queue manager (master_workers.c) ----
  * One process, started when master.cf declares a qmgr service, restarted
@@ -108,6 +113,54 @@ void qmgr_proc_replace(struct master *m);
 /* Send sig; it is not restarted. */
 void qmgr_proc_signal(struct master *m, int sig);
 bool qmgr_proc_alive(const struct master *m);
+
+/* Shared by the supervisors (master_workers.c): log an exit as Postfix's
+ * master does ("process sluice/NAME pid N exit status S", "... killed by
+ * signal S", or "exited unexpectedly" when not `expected`), and schedule
+ * the restart of a process that died, throttled when it keeps dying
+ * soon after it starts (`what` names it in the warning). */
+void master_log_exit(const char *name, pid_t pid, int status, bool expected);
+void master_schedule_restart(struct worker_slot *ws, double now,
+			     const char *what);
+
+/* ---- the delivery process (master_delivery.c) ----
+ * Started as root with a qmgr, the master runs sluice/delivery as root:
+ * the agents that need root (local, virtual, pipe) run there, on the
+ * queue manager's requests, so that the queue manager has no root at
+ * all.  The master binds its socket (DP_SOCKET under queue_directory)
+ * once, before forking it and the queue manager, and keeps it; the
+ * process is restarted like the queue manager when it dies, replaced on
+ * reload (the old one finishes what it started, on its configuration),
+ * and stopped after the queue manager. */
+#define DELIVERY_RETIRED_MAX	8
+
+struct delivery_proc {
+	struct worker_slot slot;	/* the current one */
+	pid_t retired[DELIVERY_RETIRED_MAX];	/* replaced, finishing */
+	int listen_fd;			/* -1: none (yet) */
+};
+
+/* Is there one to run for this configuration (root, and a qmgr)? */
+bool delivery_proc_wanted(const struct master *m);
+/* Bind the socket, if wanted and not done yet.  0, or -1 with err. */
+int delivery_proc_prepare(struct master *m, char *err, size_t len);
+/* Start the process, if wanted, bound and not running. */
+void delivery_proc_start(struct master *m);
+/* Reload: retire the running one (SIGTERM), start one on the new
+ * configuration, if wanted. */
+void delivery_proc_replace(struct master *m);
+/* Send sig to it and the retired ones; none is restarted. */
+void delivery_proc_signal(struct master *m, int sig);
+bool delivery_proc_alive(const struct master *m);
+/* Was pid one of them?  Then it has been dealt with. */
+bool delivery_proc_reaped(struct master *m, pid_t pid, int status);
+/* Start it if its restart is due; the next due time or 0. */
+double delivery_proc_restart_due(struct master *m, double now);
+/* What the queue manager connects to (relative to queue_directory), or
+ * NULL when local, virtual and pipe run in the queue manager itself. */
+const char *delivery_proc_socket(const struct master *m);
+/* Close and remove the socket (the master is leaving). */
+void delivery_proc_close(struct master *m);
 
 /* ---- pid file (master_control.c) ---- */
 
@@ -130,8 +183,10 @@ struct master {
 	int pidfile_fd;
 	int alive_pipe[2];		/* workers see EOF on [0] when we die */
 	struct workers workers;
+	struct delivery_proc delivery;
 	bool stopping;
 	bool qmgr_stopping;		/* stop: the workers are gone, now the qmgr */
+	bool delivery_stopping;		/* ... and then the delivery process */
 	double stop_deadline;
 };
 

@@ -20,7 +20,8 @@
  *    sluice/smtpd pid N exit status S" or "... killed by signal S";
  *  - the queue manager (one, when master.cf declares it) runs next to the
  *    workers as mail_owner, is restarted like them, and on reload is
- *    replaced only once the old one has exited.
+ *    replaced only once the old one has exited (the delivery process,
+ *    master_delivery.c, is reaped and restarted from here too).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -72,10 +73,9 @@ static void run_worker(struct master *m, struct worker_slot *ws, int slot)
 	worker_main(m->sc, &wa);
 }
 
-/* The queue manager's slot has index -1. */
-static void schedule_restart(struct worker_slot *ws, double now)
+void master_schedule_restart(struct worker_slot *ws, double now,
+			     const char *what)
 {
-	char what[64];
 	int delay;
 
 	if (now - ws->started < WORKER_STABLE_SECS)
@@ -91,14 +91,18 @@ static void schedule_restart(struct worker_slot *ws, double now)
 	if (delay > THROTTLE_MAX_SECS)
 		delay = THROTTLE_MAX_SECS;
 	ws->restart_at = now + delay;
-	if (ws->index < 0)
-		snprintf(what, sizeof what, "sluice/qmgr");
-	else
-		snprintf(what, sizeof what, "sluice/smtpd worker %d", ws->index);
 	msg_warn("%s died %d time%s within %d seconds of starting -- "
 		 "throttling: next start in %d second%s", what,
 		 ws->quick_deaths, ws->quick_deaths == 1 ? "" : "s",
 		 WORKER_STABLE_SECS, delay, delay == 1 ? "" : "s");
+}
+
+static void schedule_restart(struct worker_slot *ws, double now)
+{
+	char what[64];
+
+	snprintf(what, sizeof what, "sluice/smtpd worker %d", ws->index);
+	master_schedule_restart(ws, now, what);
 }
 
 static void close_accepting(struct worker_slot *ws)
@@ -257,7 +261,7 @@ static int slot_of(const struct master *m, pid_t pid)
 	return -1;
 }
 
-static void log_exit(const char *name, pid_t pid, int status, bool expected)
+void master_log_exit(const char *name, pid_t pid, int status, bool expected)
 {
 	if (WIFSIGNALED(status))
 		msg_warn("process sluice/%s pid %ld killed by signal %d", name,
@@ -283,10 +287,12 @@ void workers_reap(struct master *m)
 			qmgr_reaped(m, status);
 			continue;
 		}
+		if (delivery_proc_reaped(m, pid, status))
+			continue;
 		if ((slot = slot_of(m, pid)) < 0)
 			continue;	/* not ours to supervise */
 		ws = &m->workers.slot[slot];
-		log_exit("smtpd", pid, status, ws->stopping || m->stopping);
+		master_log_exit("smtpd", pid, status, ws->stopping || m->stopping);
 		anvil_release(slot);
 		close_accepting(ws);
 		ws->pid = 0;
@@ -303,12 +309,12 @@ static void qmgr_spawn(struct master *m);
 double workers_restart_due(struct master *m, double now)
 {
 	struct worker_slot *ws = &m->workers.qmgr;
-	double next = 0;
+	double next = delivery_proc_restart_due(m, now);
 
 	if (ws->pid == 0 && ws->restart_at != 0) {
 		if (ws->restart_at <= now)
 			qmgr_spawn(m);
-		else
+		else if (next == 0 || ws->restart_at < next)
 			next = ws->restart_at;
 	}
 
@@ -328,23 +334,29 @@ double workers_restart_due(struct master *m, double now)
 
 static void run_qmgr(struct master *m) __attribute__((noreturn));
 
+void workers_close_inherited(struct master *m)
+{
+	for (int i = 0; i < m->sockets.n; i++)
+		close(m->sockets.v[i].ws.fd);
+	for (int i = 0; i < MASTER_MAX_WORKERS; i++)
+		if (m->workers.slot[i].accepting_open)
+			close(m->workers.slot[i].accepting_fd);
+}
+
 /* In the child: no listening socket, no worker's pipe, then qmgr_main. */
 static void run_qmgr(struct master *m)
 {
 	struct qmgr_args qa;
 
 	master_child_setup(m);
-	for (int i = 0; i < m->sockets.n; i++)
-		close(m->sockets.v[i].ws.fd);
-	for (int i = 0; i < MASTER_MAX_WORKERS; i++)
-		if (m->workers.slot[i].accepting_open)
-			close(m->workers.slot[i].accepting_fd);
+	workers_close_inherited(m);
 	memset(&qa, 0, sizeof qa);
 	qa.master_pipe = m->alive_pipe[0];
 	qa.drop_privileges = m->user.drop;
 	qa.uid = m->user.uid;
 	qa.gid = m->user.gid;
 	qa.user = m->user.name;
+	qa.delivery_socket = delivery_proc_socket(m);
 	qmgr_main(m->sc, &qa);
 }
 
@@ -362,7 +374,7 @@ static void qmgr_spawn(struct master *m)
 	ws->pid = pid < 0 ? 0 : pid;
 	if (pid < 0) {
 		msg_warn("fork: %s", strerror(errno));
-		schedule_restart(ws, ws->started);
+		master_schedule_restart(ws, ws->started, "sluice/qmgr");
 	}
 }
 
@@ -409,7 +421,7 @@ static void qmgr_reaped(struct master *m, int status)
 	struct worker_slot *ws = &m->workers.qmgr;
 	bool replace = ws->replace;
 
-	log_exit("qmgr", ws->pid, status, ws->stopping || m->stopping);
+	master_log_exit("qmgr", ws->pid, status, ws->stopping || m->stopping);
 	ws->pid = 0;
 	if (m->stopping || (ws->stopping && !replace)) {
 		ws->stopping = ws->replace = false;
@@ -421,5 +433,5 @@ static void qmgr_reaped(struct master *m, int status)
 			qmgr_spawn(m);
 		return;
 	}
-	schedule_restart(ws, mono_now());
+	master_schedule_restart(ws, mono_now(), "sluice/qmgr");
 }

@@ -1,11 +1,13 @@
 /*
- * params_local.c - the main.cf parameters of local and pipe delivery (local_*.c, pipe_deliver.c):
+ * params_local.c - the main.cf parameters of local, virtual and pipe
+ * delivery (local_*.c, virtual_deliver.c, pipe_deliver.c):
  * name, type, Postfix's default, one line of description.  Part of the one
  * registry (param_table.c); keep in name order, end with { NULL }.
  *
  * Only what the agents honour is here.  A pipe(8) transport takes its
  * time limit from command_time_limit (set per transport with -o in
- * master.cf).
+ * master.cf).  virtual_mailbox_base, _maps and _domains are routing's
+ * (params_route.c).
  */
 #include "config.h"
 
@@ -42,5 +44,15 @@ const struct param_def params_local[] = {
 	  "The age after which a mailbox dot-lock file is taken to be left over and removed.", NULL },
 	{ "strict_mailbox_ownership", PT_BOOL, "yes",
 	  "Defer delivery to an mbox mailbox that is not owned by its recipient.", NULL },
+	{ "virtual_gid_maps", PT_MAP, "",
+	  "Tables of the numeric group ID virtual delivery writes a virtual mailbox recipient's mailbox with (static:5000 for all).", NULL },
+	{ "virtual_mailbox_limit", PT_SIZE, "51200000",
+	  "The largest size in bytes of a virtual mailbox or maildir message virtual delivery writes (0: no limit).", NULL },
+	{ "virtual_mailbox_lock", PT_LIST, "fcntl, dotlock",
+	  "How virtual delivery locks an mbox mailbox: any of fcntl, flock, dotlock.", NULL },
+	{ "virtual_minimum_uid", PT_INT, "100",
+	  "The lowest user ID virtual_uid_maps may give; a lower one defers the mail.", NULL },
+	{ "virtual_uid_maps", PT_MAP, "",
+	  "Tables of the numeric user ID virtual delivery writes a virtual mailbox recipient's mailbox as (static:5000 for all).", NULL },
 	{ NULL, PT_STRING, NULL, NULL, NULL }
 };

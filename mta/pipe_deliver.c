@@ -23,7 +23,9 @@
  *                     ${user} ${extension} ${mailbox} ${domain}: an
  *                     argument naming one of those is repeated for each
  *                     recipient, as Postfix does; "$$" is a "$", and a
- *                     "$" before anything but a name ("$*", "$1") stays.
+ *                     "$" before anything but a name ("$*", "$1") stays;
+ *                     "{ an argument with blanks }" is one argument,
+ *                     without the braces (Postfix 3)
  *
  * One command runs for all the request's recipients (the queue manager
  * decides how many a request holds), executed directly (no shell), in a
@@ -337,25 +339,54 @@ static void add_arg(struct pjob *j, char *s)
 	j->argv[j->argc] = NULL;
 }
 
+/* Postfix 3's "{ an argument with blanks }": without the braces and the
+ * blanks next to them.  *copy is what to free (NULL: arg as it is). */
+static const char *unbrace(const char *arg, char **copy)
+{
+	size_t n = strlen(arg);
+
+	*copy = NULL;
+	if (n < 2 || arg[0] != '{' || arg[n - 1] != '}')
+		return arg;
+	for (arg++, n -= 2; n > 0 && isspace((unsigned char)*arg); n--)
+		arg++;
+	while (n > 0 && isspace((unsigned char)arg[n - 1]))
+		n--;
+	if ((*copy = strndup(arg, n)) == NULL)
+		msg_fatal("out of memory");
+	return *copy;
+}
+
+/* One argv= argument, once or once for each recipient. */
+static int add_expanded(struct pjob *j, const char *arg)
+{
+	bool each = names_rcpt(arg);
+
+	for (int k = 0; k < (each ? j->req->nrcpt : 1); k++) {
+		struct sb out = { NULL, 0, 0 };
+
+		if (each && !j->send[k])
+			continue;
+		if (expand(j, arg, each ? &j->req->rcpt[k] : NULL, &out) < 0) {
+			free(out.s);
+			return -1;
+		}
+		add_arg(j, out.s);
+	}
+	return 0;
+}
+
 static int build_argv(struct pjob *j)
 {
 	char *const *a = j->o.argv;
 
 	for (int i = 0; a[i]; i++) {
-		const char *arg = i == 0 ? a[i] + 5 : a[i];
-		bool each = names_rcpt(arg);
+		char *copy;
+		int rc = add_expanded(j, unbrace(i == 0 ? a[i] + 5 : a[i], &copy));
 
-		for (int k = 0; k < (each ? j->req->nrcpt : 1); k++) {
-			struct sb out = { NULL, 0, 0 };
-
-			if (each && !j->send[k])
-				continue;
-			if (expand(j, arg, each ? &j->req->rcpt[k] : NULL, &out) < 0) {
-				free(out.s);
-				return -1;
-			}
-			add_arg(j, out.s);
-		}
+		free(copy);
+		if (rc < 0)
+			return -1;
 	}
 	return 0;
 }

@@ -3,12 +3,14 @@
  * loop's triggers and timers, and the graceful stop.
  *
  * Start-up: log as sluice/qmgr, enter queue_directory, become mail_owner
- * (keeping root only as the saved user ID, when the master was started
- * as root, so that the local and pipe agents' children can take the
- * recipient's or the configured user's identity; nothing in this process
- * runs as root), start the thread pool and the queue committer (bounces
- * and pickup write queue files), the DNS resolver (the SMTP client), and
- * open the trigger FIFO, public/qmgr (qmgr_trigger.h).
+ * for good when the master was started as root (real, effective and
+ * saved user IDs; setuid(0) must fail afterwards, or the process stops:
+ * it parses what remote SMTP servers send, and a bug there must never
+ * lead back to root), start the thread pool and the queue committer
+ * (bounces and pickup write queue files), the DNS resolver (the SMTP
+ * client), the client of the delivery process (delivery_client.h: local,
+ * virtual and pipe deliveries need root, so they run there), and open
+ * the trigger FIFO, public/qmgr (qmgr_trigger.h).
  *
  * Then: everything left in active/ by an earlier run, everything in
  * incoming/, and whatever in deferred/ is due comes in; maildrop/ is
@@ -41,6 +43,7 @@
 #include <event2/thread.h>
 
 #include "config.h"
+#include "delivery_client.h"
 #include "dns.h"
 #include "jobpool.h"
 #include "log.h"
@@ -97,7 +100,7 @@ static void enter_queue_directory(const struct sluice_config *sc)
 			  strerror(errno));
 }
 
-/* mail_owner, keeping root as the saved user ID only (see above). */
+/* mail_owner for good (see above). */
 static void drop_privileges(const struct qmgr_args *a)
 {
 	if (!a->drop_privileges)
@@ -106,8 +109,10 @@ static void drop_privileges(const struct qmgr_args *a)
 		msg_fatal("setgid(%ld): %s", (long)a->gid, strerror(errno));
 	if (initgroups(a->user, a->gid) < 0)
 		msg_fatal("initgroups(%s): %s", a->user, strerror(errno));
-	if (setresuid(a->uid, a->uid, 0) < 0)
-		msg_fatal("setresuid(%ld): %s", (long)a->uid, strerror(errno));
+	if (setuid(a->uid) < 0)
+		msg_fatal("setuid(%ld): %s", (long)a->uid, strerror(errno));
+	if (setuid(0) == 0)
+		msg_fatal("privileges not dropped: setuid(0) still works");
 }
 
 static void read_params(struct qmgr *q)
@@ -155,7 +160,7 @@ static void start_resolver(struct qmgr *q)
 		msg_fatal("cannot start the DNS resolver");
 }
 
-static void start_services(struct qmgr *q)
+static void start_services(struct qmgr *q, const struct qmgr_args *a)
 {
 	if (evthread_use_pthreads() < 0)
 		msg_fatal("libevent: no thread support");
@@ -166,6 +171,8 @@ static void start_services(struct qmgr *q)
 	if (queue_committer_start() < 0)
 		msg_fatal("cannot start the queue committer: %s", strerror(errno));
 	start_resolver(q);
+	if (a->delivery_socket != NULL)
+		q->dclient = delivery_client_new(q->base, a->delivery_socket);
 	if (mkdir(QUEUE_DEFER, 0700) < 0 && errno != EEXIST)
 		msg_warn("cannot create %s/: %s", QUEUE_DEFER, strerror(errno));
 	if (qmgr_scan_init(q) < 0 || qmgr_sched_init(q) < 0)
@@ -355,6 +362,7 @@ static void qmgr_exit(struct qmgr *q, struct qmgr_events *ev)
 		exit(0);
 	qmgr_sched_free(q);
 	qmgr_scan_free(q);
+	delivery_client_free(q->dclient);
 	dns_stop();
 	free_events(q, ev);
 	cfg_list_free(q->p.defer_transports);
@@ -380,7 +388,7 @@ void qmgr_main(struct sluice_config *sc, const struct qmgr_args *a)
 	enter_queue_directory(sc);
 	drop_privileges(a);
 	read_params(&q);
-	start_services(&q);
+	start_services(&q, a);
 	make_events(&q, &ev, a);
 	qmgr_scan_request(&q, QQ_ACTIVE, false);
 	qmgr_scan_request(&q, QQ_INCOMING, false);

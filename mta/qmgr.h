@@ -24,6 +24,8 @@
  *   qmgr_sched.c    transports, destinations, concurrency, dead sites,
  *                   choosing the next delivery
  *   qmgr_deliver.c  delivery requests to the agents, and their results
+ *                   (local, virtual and pipe through the delivery process,
+ *                   delivery_client.h, when started as root)
  *   qmgr_notify.c   bounces, delay and success notices (bounce.h)
  *   qmgr_log.c      the delivery log lines in Postfix's shape
  * (qmgr_trigger.c, the wake-up FIFO, belongs to the queue tools.)
@@ -57,11 +59,16 @@ struct qmgr_args {
 	uid_t uid;
 	gid_t gid;
 	const char *user;
+	const char *delivery_socket;	/* the delivery process' socket
+					 * (relative to queue_directory), or
+					 * NULL: run local, virtual and pipe
+					 * here (not started as root) */
 };
 
 /* Run until told to stop, then exit(0).  Never returns.  Started as
- * root, it runs as mail_owner and keeps root only as its saved user ID,
- * for the local and pipe agents' children to take the recipient's. */
+ * root, it becomes mail_owner for good (real, effective and saved user
+ * IDs) and hands local, virtual and pipe deliveries to the delivery
+ * process (delivery_client.h), the only one that keeps root. */
 void qmgr_main(struct sluice_config *sc, const struct qmgr_args *a)
 	__attribute__((noreturn));
 
@@ -151,6 +158,8 @@ struct qmgr {
 	struct qmgr_sched *sched;	/* qmgr_sched.c */
 	struct qmgr_events *events;	/* qmgr.c */
 	struct event *feed_ev;		/* take more messages in, soon */
+	struct delivery_client *dclient; /* local, virtual, pipe go there;
+					 * NULL: their agents run here */
 	int notices;			/* being written by bounce_send() */
 	bool stopping;
 };
@@ -248,6 +257,10 @@ void qmgr_entry_free(struct qmgr_entry *e);
 /* ---- qmgr_deliver.c ---- */
 /* Hand entry e to its transport's agent. */
 void qmgr_deliver(struct qmgr_entry *e, const struct transport *t);
+/* The most recipients one delivery of transport t may carry, whatever
+ * its recipient limit says (the delivery process' requests are bounded);
+ * 0: no such bound. */
+int qmgr_deliver_rcpt_max(const struct qmgr *q, const struct transport *t);
 /* Finish e's addresses without a delivery: all with this result
  * (a dead destination, defer_transports, an unknown transport). */
 void qmgr_deliver_skip(struct qmgr_entry *e, int status, const char *dsn,

@@ -4,13 +4,18 @@
  *
  * The agents (delivery.h), by the transport's master.cf command:
  *   smtp, lmtp       smtp_deliver(), in this process' event loop
- *   local, virtual   local_deliver() (it forks, one child per recipient)
+ *   local            local_deliver() (it forks, one child per recipient)
+ *   virtual          virtual_deliver() (the same)
  *   pipe             pipe_deliver() (it forks)
  *   discard          every recipient "sent", the next hop as the text
  *   error            every recipient bounced (a transport named "retry"
  *                    defers, as Postfix's retry(8)); the next hop is the
  *                    text and may start with a status: "5.1.1 unknown"
  * The built-in three answer from the loop, never inside the call.
+ * Started as root, this process has no root left to give local, virtual
+ * and pipe's children: their requests go to the delivery process
+ * (delivery_client.h), which runs the same agents as root, with at most
+ * DP_RCPT_MAX recipients each; the results come back the same way.
  *
  * Results, per recipient: 2 becomes done (its status byte 'D' is synced
  * before "status=sent" is logged; the fdatasync runs on a pool thread, so
@@ -31,18 +36,19 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "delivery_client.h"
 #include "jobpool.h"
 #include "log.h"
 #include "qmgr.h"
 
-enum agent { AG_SMTP, AG_LMTP, AG_LOCAL, AG_PIPE, AG_DISCARD, AG_ERROR,
-	     AG_RETRY };
+enum agent { AG_SMTP, AG_LMTP, AG_LOCAL, AG_VIRTUAL, AG_PIPE, AG_DISCARD,
+	     AG_ERROR, AG_RETRY };
 
 static enum agent agent_of(const struct transport *t)
 {
 	static const struct { const char *cmd; enum agent ag; } v[] = {
 		{ "smtp", AG_SMTP }, { "lmtp", AG_LMTP }, { "local", AG_LOCAL },
-		{ "virtual", AG_LOCAL }, { "pipe", AG_PIPE },
+		{ "virtual", AG_VIRTUAL }, { "pipe", AG_PIPE },
 		{ "discard", AG_DISCARD }, { "error", AG_ERROR },
 	};
 
@@ -324,24 +330,43 @@ static void builtin_deliver(struct qmgr_entry *e)
 
 /* ---- starting a delivery ------------------------------------------ */
 
+static bool needs_root(enum agent ag)
+{
+	return ag == AG_LOCAL || ag == AG_VIRTUAL || ag == AG_PIPE;
+}
+
+int qmgr_deliver_rcpt_max(const struct qmgr *q, const struct transport *t)
+{
+	return q->dclient != NULL && t != NULL && needs_root(agent_of(t))
+	    ? delivery_client_rcpt_max() : 0;
+}
+
 void qmgr_deliver(struct qmgr_entry *e, const struct transport *t)
 {
-	struct event_base *base = e->msg->q->base;
+	struct qmgr *q = e->msg->q;
 
 	e->tdef = t;
 	e->agent = agent_of(t);
 	build_request(e, t);
 	gettimeofday(&e->t_start, NULL);
+	if (q->dclient != NULL && needs_root(e->agent)) {
+		delivery_client_deliver(q->dclient, &e->req, on_agent_done, e);
+		return;
+	}
 	switch (e->agent) {
 	case AG_SMTP:
 	case AG_LMTP:
-		smtp_deliver(base, &e->req, e->agent == AG_LMTP, on_agent_done, e);
+		smtp_deliver(q->base, &e->req, e->agent == AG_LMTP,
+			     on_agent_done, e);
 		break;
 	case AG_LOCAL:
-		local_deliver(base, &e->req, on_agent_done, e);
+		local_deliver(q->base, &e->req, on_agent_done, e);
+		break;
+	case AG_VIRTUAL:
+		virtual_deliver(q->base, &e->req, on_agent_done, e);
 		break;
 	case AG_PIPE:
-		pipe_deliver(base, &e->req, on_agent_done, e);
+		pipe_deliver(q->base, &e->req, on_agent_done, e);
 		break;
 	default:
 		builtin_deliver(e);

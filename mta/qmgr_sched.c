@@ -151,6 +151,7 @@ static struct qmgr_tp *tp_get(struct qmgr *q, const char *name)
 {
 	struct qmgr_sched *s = q->sched;
 	struct qmgr_tp *tp;
+	int cap;
 
 	for (tp = s->tps; tp; tp = tp->next)
 		if (strcmp(tp->name, name) == 0)
@@ -167,6 +168,9 @@ static struct qmgr_tp *tp_get(struct qmgr *q, const char *name)
 				"initial_destination_concurrency");
 	tp->maxproc = tp->def && tp->def->maxproc > 0 ? tp->def->maxproc
 	    : q->p.default_process_limit;
+	cap = qmgr_deliver_rcpt_max(q, tp->def);
+	if (cap > 0 && (tp->rcpt_limit == 0 || tp->rcpt_limit > cap))
+		tp->rcpt_limit = cap;
 	tp->deferred = listed(q->p.defer_transports, name);
 	if (tp->conc_limit < 1)
 		tp->conc_limit = 1;

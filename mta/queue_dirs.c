@@ -13,8 +13,10 @@
  * Local submission and the queue tools (docs/queue-tools.md) add
  * maildrop/ (mode 1733: every local user may drop a file, none may list
  * them), public/ (0711, the queue manager's FIFO) and defer/ (0700,
- * deferral reasons); queue_directory itself gets search permission for
- * all, so that `sendmail` run by any user reaches maildrop/.
+ * deferral reasons); the delivery process' socket lives in private/
+ * (0700, docs/process-model.md); queue_directory itself gets search
+ * permission for all, so that `sendmail` run by any user reaches
+ * maildrop/.
  *
  * Promises:
  * - sluice does not start on a queue it cannot use: a path that is not a
@@ -37,6 +39,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "delivery_proto.h"
 #include "log.h"
 #include "maildrop.h"
 #include "qmgr_trigger.h"
@@ -57,6 +60,7 @@ static const struct {
 	{ MAILDROP_DIR, 01733 },        /* anyone drops, nobody lists */
 	{ QMGR_PUBLIC_DIR, 0711 },      /* the queue manager's FIFO */
 	{ QUEUE_DEFER, 0700 },          /* deferral reasons */
+	{ DP_SOCKET_DIR, 0700 },        /* the delivery process' socket */
 };
 
 /* mkdir -p for the directories above `path` (0755, like mkdir -p). */
@@ -207,7 +211,7 @@ static void remove_unfinished(const char *dir)
 	closedir(d);
 }
 
-/* maildrop/, public/ and defer/ with their modes (fixed when changed),
+/* maildrop/, public/, defer/ and private/ with their modes (fixed when changed),
  * and search permission on queue_directory (`st`) for local users. */
 static int ensure_tool_dirs(const char *queue_dir, const struct stat *st,
 			    uid_t uid, gid_t gid, char *err, size_t errlen)

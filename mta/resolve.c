@@ -487,3 +487,18 @@ int resolve_virtual_mailbox(const struct config *c, const char *addr,
 	}
 	return 0;
 }
+
+int resolve_virtual_lookup(const struct config *c, const char *param,
+			   const char *addr, char **value)
+{
+	int rc = ROUTE_NOTFOUND;
+
+	*value = NULL;
+	if (*cfg_str(c, param) != 0)
+		rc = route_addr_find(c, param, addr, value, NULL);
+	if (rc == ROUTE_FOUND)
+		return 0;
+	free(*value);
+	*value = NULL;
+	return rc == ROUTE_NOTFOUND ? 5 : 4;
+}

@@ -113,6 +113,16 @@ int resolve_virtual_mailbox(const struct config *c, const char *addr,
 			    char *path, size_t pathlen, char *why,
 			    size_t whylen);
 
+/*
+ * Another table of the virtual(8) agent, keyed like virtual_mailbox_maps
+ * (user+ext@domain, user@domain, @domain): `param` is virtual_uid_maps
+ * or virtual_gid_maps.  0 with *value (malloc'ed) set; 5 when no table
+ * has the address (or the parameter is empty); 4 when a table fails (a
+ * warning is logged).  *value is NULL unless 0 is returned.
+ */
+int resolve_virtual_lookup(const struct config *c, const char *param,
+			   const char *addr, char **value);
+
 /* "local", "virtual alias", "virtual mailbox", "relay", "default" */
 const char *addr_class_name(enum addr_class cls);
 

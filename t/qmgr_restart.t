@@ -4,8 +4,9 @@
 #  - messages left in active/ (a crash in the middle of a delivery), in
 #    incoming/ and due in deferred/ are all scheduled again at start; a
 #    damaged file in active/ goes to corrupt/ with a warning;
-#  - it runs as mail_owner (root only as its saved user ID, for the local
-#    and pipe agents' children), next to the smtpd workers;
+#  - it runs as mail_owner, with no root left even as its saved user ID
+#    (local, virtual and pipe run in the delivery process:
+#    delivery_privsep.t), next to the smtpd workers;
 #  - killed, it is restarted by the master; on reload it is replaced by a
 #    new one; on stop it goes too.
 use strict;
@@ -80,8 +81,8 @@ open my $fh, '<', "/proc/$pid/status" or die;
 my ($uids) = grep { /^Uid:/ } <$fh>;
 close $fh;
 my @u = split ' ', $uids;
-is_deeply([@u[1, 2]], [$uid, $uid], "... as mail_owner ($owner)");
-is($u[3], $< == 0 ? 0 : $uid, '... keeping root only as the saved user ID') if $< == 0;
+is_deeply([@u[1 .. 4]], [$uid, $uid, $uid, $uid],
+	  "... as mail_owner ($owner): real, effective, saved and file system user IDs");
 
 $mark = $t->log_mark;
 kill 'KILL', $pid;

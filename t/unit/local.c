@@ -13,7 +13,8 @@
  * user: unknown users, the Delivered-To: loop, aliases (texthash) to
  * files, commands (exit 0, 75, 1 with output, the time limit),
  * :include:, recursion and loops, forwarding to a remote address as a new
- * queue file, and pipe(8) with its flags, macros and exit codes.
+ * queue file, and pipe(8) with its flags, macros, "{ braced }" arguments
+ * and exit codes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -789,6 +790,15 @@ static void test_pipe(struct config *cfg, const char *as)
 	result_free(&res);
 	ok(slurp(argsout) && strcmp(slurp(argsout), "One+X@Example.Test\n") == 0,
 	   "and is not given to the command");
+
+	char *braces[] = { userarg, "argv=/bin/sh", "-c",
+			   "{ echo \"$1\" > $0 }", argsout, "${recipient}", NULL };
+	pipe1(cfg, braces, rcpts, 1, &res);
+	is_result(&res.r[0], 2, "2.0.0", "delivered via mypipe service",
+		  "pipe: \"{ an argument with blanks }\"");
+	result_free(&res);
+	ok(slurp(argsout) && strcmp(slurp(argsout), "One+X@Example.Test\n") == 0,
+	   "is one argument, without the braces");
 
 	char *badmacro[] = { userarg, "argv=/bin/echo", "${nosuch}", NULL };
 	pipe1(cfg, badmacro, rcpts, 1, &res);
