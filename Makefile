@@ -85,4 +85,6 @@ clean:
 	rm -rf $(B)
 
 .PHONY: all deps run test bench clean clang-check
+# Keep the objects of plugins and programs (intermediate to make).
+.SECONDARY:
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
