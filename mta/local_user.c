@@ -257,29 +257,23 @@ static void fwd_result(struct fwd *f, int status, const char *dsn,
 	lres_write(f->d->out_fd, &res);
 }
 
-static void fwd_command(struct fwd *f, const char *cmd, const char *context)
+/* A command or file from a .forward: delivered if param (allow_mail_to_
+ * commands or _files) allows it in context, else refused 5.7.1. */
+static void fwd_allowed(struct fwd *f, const char *param, const char *what,
+			const char *target, const char *context,
+			void (*deliver)(const struct ldeliv *, const char *,
+					const struct lpriv *,
+					struct local_result *))
 {
 	struct local_result res;
 
-	if (!lalias_allowed(f->d->cfg, "allow_mail_to_commands", context)) {
-		fwd_result(f, 5, "5.7.1", "mail to command is restricted (allow_mail_to_commands):",
-			   cmd);
+	if (!lalias_allowed(f->d->cfg, param, context)) {
+		lres_set(&res, 5, "5.7.1", "mail to %s is restricted (%s): %s",
+			 what, param, target);
+		lres_write(f->d->out_fd, &res);
 		return;
 	}
-	lcommand_deliver(f->d, cmd, f->p, &res);
-	lres_write(f->d->out_fd, &res);
-}
-
-static void fwd_file(struct fwd *f, const char *path, const char *context)
-{
-	struct local_result res;
-
-	if (!lalias_allowed(f->d->cfg, "allow_mail_to_files", context)) {
-		fwd_result(f, 5, "5.7.1", "mail to file is restricted (allow_mail_to_files):",
-			   path);
-		return;
-	}
-	file_deliver(f->d, path, f->p, &res);
+	deliver(f->d, target, f->p, &res);
 	lres_write(f->d->out_fd, &res);
 }
 
@@ -338,9 +332,11 @@ static void fwd_item(const char *item, void *arg)
 		return;
 	f->items++;
 	if (item[0] == '|' && item[1])
-		fwd_command(f, item + 1, a->context);
+		fwd_allowed(f, "allow_mail_to_commands", "command", item + 1,
+			    a->context, lcommand_deliver);
 	else if (item[0] == '/')
-		fwd_file(f, item, a->context);
+		fwd_allowed(f, "allow_mail_to_files", "file", item, a->context,
+			    file_deliver);
 	else if (strncasecmp(item, ":include:", 9) == 0)
 		fwd_include(f, item + 9 + strspn(item + 9, " \t"));
 	else if ((item[0] == '\\' && is_self(f, item + 1)) || is_self(f, item))

@@ -435,6 +435,24 @@ static pid_t mini_unix(const char *path, const struct mini *m)
 	return mini_start(fd, m);
 }
 
+/* mini_tcp() with the transcript in tmp/NAME (its path left in log). */
+static pid_t mini_logged(struct mini *m, char *log, size_t size,
+			 const char *name, int *port)
+{
+	snprintf(log, size, "%s/%s", tmp, name);
+	m->log = log;
+	return mini_tcp(port, m);
+}
+
+/* The next hop "[127.0.0.1]:port" (a static buffer). */
+static const char *hop_of(int port)
+{
+	static char hop[64];
+
+	snprintf(hop, sizeof hop, "[127.0.0.1]:%d", port);
+	return hop;
+}
+
 /* ---- configuration ---------------------------------------------------- */
 
 static void write_file(const char *path, const char *text)
@@ -630,6 +648,15 @@ static bool result(const struct run *r, int i, int status, const char *dsn,
 
 #define CHECK(cond, r, ...) do { if (!ok((cond), __VA_ARGS__)) show(r); } while (0)
 
+/* The end of a test: r's results and m freed, the server pid (if any)
+ * stopped. */
+static void finish(struct run *r, struct msg *m, pid_t pid)
+{
+	delivery_clear(&r->req);
+	free_msg(m);
+	stop(pid);
+}
+
 static const char *CONTENT =
 	"Received: from x (x [192.0.2.1])\n"
 	"Subject: dots\n"
@@ -699,16 +726,14 @@ static void test_sink_delivery(void)
 	if (!ok(has(dump, "X-Helo-Args: " MYHOST), "EHLO sends smtp_helo_name"))
 		diag("dump: %s", dump ? dump : "(none)");
 	free(dump);
-	delivery_clear(&r.req);
-	free_msg(&m);
-	stop(sink);
+	finish(&r, &m, sink);
 }
 
 static void test_sink_rcpt_reject(void)
 {
 	const char *rcpts[] = { "bob@example.net", NULL };
 	const char *ips[] = { "127.0.0.1", NULL };
-	char dir[400], hop[64], want[200];
+	char dir[400], want[200];
 	int port = free_port(ips, false), n;
 	struct msg m;
 	struct run r;
@@ -717,8 +742,7 @@ static void test_sink_rcpt_reject(void)
 	snprintf(dir, sizeof dir, "%s/dump2", tmp);
 	sink = sink_start("127.0.0.1", port, dir, "-f", "RCPT");
 	make_msg(&m, CONTENT, rcpts, false);
-	snprintf(hop, sizeof hop, "[127.0.0.1]:%d", port);
-	deliver(&r, &m, cfg, "smtp", hop);
+	deliver(&r, &m, cfg, "smtp", hop_of(port));
 	snprintf(want, sizeof want, "host 127.0.0.1[127.0.0.1] said: 500 5.3.0 ");
 	CHECK(result(&r, 0, 5, "5.3.0", want)
 	      && has(r.rcpt[0].text, "(in reply to RCPT TO command)"), &r,
@@ -727,9 +751,7 @@ static void test_sink_rcpt_reject(void)
 	spin(50);
 	free(read_dump(dir, &n));
 	is_int(n, 0, "no recipient accepted: no DATA, nothing delivered");
-	delivery_clear(&r.req);
-	free_msg(&m);
-	stop(sink);
+	finish(&r, &m, sink);
 }
 
 static void test_loop(void)
@@ -748,30 +770,26 @@ static void test_loop(void)
 	snprintf(want, sizeof want, "mail for %s loops back to myself", hop);
 	CHECK(result(&r, 0, 5, "5.4.6", want), &r,
 	      "a server greeting with our myhostname: 5.4.6 loops back to myself");
-	delivery_clear(&r.req);
-	free_msg(&m);
-	stop(sink);
+	finish(&r, &m, sink);
 }
 
 static void test_refused(void)
 {
 	const char *rcpts[] = { "bob@example.net", NULL };
 	const char *ips[] = { "127.0.0.1", NULL };
-	char hop[64], want[200];
+	char want[200];
 	int port = free_port(ips, false);
 	struct msg m;
 	struct run r;
 
 	make_msg(&m, CONTENT, rcpts, false);
-	snprintf(hop, sizeof hop, "[127.0.0.1]:%d", port);
-	deliver(&r, &m, cfg, "smtp", hop);
+	deliver(&r, &m, cfg, "smtp", hop_of(port));
 	snprintf(want, sizeof want, "connect to 127.0.0.1[127.0.0.1]:%d: "
 		 "Connection refused", port);
 	CHECK(result(&r, 0, 4, "4.4.1", want) && r.calls == 1, &r,
 	      "connection refused: deferred 4.4.1 \"%s\"", want);
 	is_str(r.req.relay, "none", "no connection: relay=none");
-	delivery_clear(&r.req);
-	free_msg(&m);
+	finish(&r, &m, 0);
 }
 
 static const struct rule per_rcpt_rules[] = {
@@ -785,19 +803,16 @@ static void test_per_rcpt(void)
 	const char *rcpts[] = { "bob@example.net", "bad@example.net",
 				"busy@example.net", NULL };
 	struct mini mm = { "220 mini.test ESMTP", per_rcpt_rules, false, NULL };
-	char log[400], hop[64];
+	char log[400];
 	struct msg m;
 	struct run r;
 	int port;
 	pid_t pid;
 	char *t;
 
-	snprintf(log, sizeof log, "%s/mini1.log", tmp);
-	mm.log = log;
-	pid = mini_tcp(&port, &mm);
+	pid = mini_logged(&mm, log, sizeof log, "mini1.log", &port);
 	make_msg(&m, CONTENT, rcpts, false);
-	snprintf(hop, sizeof hop, "[127.0.0.1]:%d", port);
-	deliver(&r, &m, cfg, "smtp", hop);
+	deliver(&r, &m, cfg, "smtp", hop_of(port));
 	CHECK(result(&r, 0, 2, "2.0.0", "250 2.0.0 Ok: queued as MINI1")
 	      && result(&r, 1, 5, "5.1.1", "host 127.0.0.1[127.0.0.1] said: 550 "
 			"5.1.1 <bad@example.net>: Recipient address rejected: User "
@@ -815,9 +830,7 @@ static void test_per_rcpt(void)
 		"a CRLF added to the last line, then \".\""))
 		diag("transcript:\n%s", t);
 	free(t);
-	delivery_clear(&r.req);
-	free_msg(&m);
-	stop(pid);
+	finish(&r, &m, pid);
 }
 
 /* A server without PIPELINING that refuses EHLO: HELO, one at a time. */
@@ -830,19 +843,16 @@ static void test_helo_fallback(void)
 {
 	const char *rcpts[] = { "bob@example.net", "carol@example.net", NULL };
 	struct mini mm = { "220 mini.test ESMTP", helo_rules, false, NULL };
-	char log[400], hop[64];
+	char log[400];
 	struct msg m;
 	struct run r;
 	int port;
 	pid_t pid;
 	char *t;
 
-	snprintf(log, sizeof log, "%s/mini2.log", tmp);
-	mm.log = log;
-	pid = mini_tcp(&port, &mm);
+	pid = mini_logged(&mm, log, sizeof log, "mini2.log", &port);
 	make_msg(&m, CONTENT, rcpts, true);
-	snprintf(hop, sizeof hop, "[127.0.0.1]:%d", port);
-	deliver(&r, &m, cfg, "smtp", hop);
+	deliver(&r, &m, cfg, "smtp", hop_of(port));
 	CHECK(result(&r, 0, 2, "2.0.0", "250") && result(&r, 1, 2, "2.0.0", "250"),
 	      &r, "EHLO refused with 5xx: HELO, then delivered");
 	t = slurp(log);
@@ -851,9 +861,7 @@ static void test_helo_fallback(void)
 	       "DATA\n"),
 	   "without PIPELINING each command waits; no ESMTP parameters after HELO");
 	free(t);
-	delivery_clear(&r.req);
-	free_msg(&m);
-	stop(pid);
+	finish(&r, &m, pid);
 }
 
 static const struct rule size_rules[] = {
@@ -865,19 +873,16 @@ static void test_size(void)
 {
 	const char *rcpts[] = { "bob@example.net", NULL };
 	struct mini mm = { "220 mini.test ESMTP", size_rules, false, NULL };
-	char log[400], hop[64], want[200];
+	char log[400], want[200];
 	struct msg m;
 	struct run r;
 	int port;
 	pid_t pid;
 	char *t;
 
-	snprintf(log, sizeof log, "%s/mini3.log", tmp);
-	mm.log = log;
-	pid = mini_tcp(&port, &mm);
+	pid = mini_logged(&mm, log, sizeof log, "mini3.log", &port);
 	make_msg(&m, CONTENT, rcpts, false);
-	snprintf(hop, sizeof hop, "[127.0.0.1]:%d", port);
-	deliver(&r, &m, cfg, "smtp", hop);
+	deliver(&r, &m, cfg, "smtp", hop_of(port));
 	snprintf(want, sizeof want, "message size %lld exceeds size limit 100 of "
 		 "server 127.0.0.1[127.0.0.1]", m.env.size);
 	CHECK(result(&r, 0, 5, "5.3.4", want), &r, "over the server's SIZE: "
@@ -886,9 +891,7 @@ static void test_size(void)
 	t = slurp(log);
 	ok(!has(t, "MAIL FROM"), "no MAIL sent for a message over the limit");
 	free(t);
-	delivery_clear(&r.req);
-	free_msg(&m);
-	stop(pid);
+	finish(&r, &m, pid);
 }
 
 static const struct rule data_rules[] = {
@@ -915,24 +918,19 @@ static void scripted(const struct rule *rules, const char *greeting,
 {
 	const char *rcpts[] = { "bob@example.net", NULL };
 	struct mini mm = { greeting, rules, false, NULL };
-	char log[400], hop[64], want[400];
+	char log[400], want[400];
 	struct msg m;
 	struct run r;
 	int port;
 	pid_t pid;
 
-	snprintf(log, sizeof log, "%s/mini4.log", tmp);
-	mm.log = log;
-	pid = mini_tcp(&port, &mm);
+	pid = mini_logged(&mm, log, sizeof log, "mini4.log", &port);
 	make_msg(&m, CONTENT, rcpts, false);
-	snprintf(hop, sizeof hop, "[127.0.0.1]:%d", port);
-	deliver(&r, &m, cfg, "smtp", hop);
+	deliver(&r, &m, cfg, "smtp", hop_of(port));
 	snprintf(want, sizeof want, text, "127.0.0.1[127.0.0.1]");
 	CHECK(result(&r, 0, status, dsn, want) && r.calls == 1, &r, "%s: %s",
 	      name, want);
-	delivery_clear(&r.req);
-	free_msg(&m);
-	stop(pid);
+	finish(&r, &m, pid);
 }
 
 static void test_failures(void)
@@ -1072,9 +1070,7 @@ static void test_mx(void)
 	snprintf(want, sizeof want, "mx2.example.test[127.0.0.3]:%d", port);
 	CHECK(result(&r, 0, 2, "2.0.0", "250") && strcmp(r.req.relay, want) == 0,
 	      &r, "[host]:port: the host's address, no MX lookup");
-	delivery_clear(&r.req);
-	free_msg(&m);
-	stop(bad);
+	finish(&r, &m, bad);
 	stop(good);
 }
 
@@ -1118,9 +1114,7 @@ static void test_lmtp_unix(void)
 	t = slurp(log);
 	ok(has(t, "LHLO " MYHOST "\n"), "LMTP says LHLO");
 	free(t);
-	delivery_clear(&r.req);
-	free_msg(&m);
-	stop(pid);
+	finish(&r, &m, pid);
 }
 
 static void test_lmtp_sink(void)
@@ -1143,9 +1137,7 @@ static void test_lmtp_sink(void)
 	spin(50);
 	free(read_dump(dir, &n));
 	is_int(n, 1, "smtp-sink -L got the message once");
-	delivery_clear(&r.req);
-	free_msg(&m);
-	stop(sink);
+	finish(&r, &m, sink);
 }
 
 /* ---- connection reuse ------------------------------------------------- */
@@ -1161,9 +1153,7 @@ static void test_reuse(void)
 	pid_t pid;
 	char *t;
 
-	snprintf(log, sizeof log, "%s/mini5.log", tmp);
-	mm.log = log;
-	pid = mini_tcp(&port, &mm);
+	pid = mini_logged(&mm, log, sizeof log, "mini5.log", &port);
 	make_msg(&m, CONTENT, rcpts, false);
 	snprintf(hop, sizeof hop, "[127.0.0.1]:%d", port);
 	deliver(&r1, &m, cfg_reuse, "smtp", hop);
@@ -1180,9 +1170,7 @@ static void test_reuse(void)
 	   "smtp_connection_cache_time_limit");
 	free(t);
 	delivery_clear(&r1.req);
-	delivery_clear(&r2.req);
-	free_msg(&m);
-	stop(pid);
+	finish(&r2, &m, pid);
 }
 
 /* A cached connection whose server went away is not a failure: the
@@ -1198,9 +1186,7 @@ static void test_stale_reuse(void)
 	pid_t pid;
 	char *t;
 
-	snprintf(log, sizeof log, "%s/mini6.log", tmp);
-	mm.log = log;
-	pid = mini_tcp(&port, &mm);
+	pid = mini_logged(&mm, log, sizeof log, "mini6.log", &port);
 	make_msg(&m, CONTENT, rcpts, false);
 	snprintf(hop, sizeof hop, "[127.0.0.1]:%d", port);
 	deliver(&r1, &m, cfg_reuse, "smtp", hop);
@@ -1214,9 +1200,7 @@ static void test_stale_reuse(void)
 	   "two sessions, one delivery each");
 	free(t);
 	delivery_clear(&r1.req);
-	delivery_clear(&r2.req);
-	free_msg(&m);
-	stop(pid);
+	finish(&r2, &m, pid);
 }
 
 /* ---- setup ------------------------------------------------------------ */

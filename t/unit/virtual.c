@@ -37,58 +37,15 @@
 #include "diag.h"
 #include "queue.h"
 #include "tap.h"
+#include "local_fixture.h"
 
 #define TEST_UID	54321   /* as root: an id without an account */
 
-static char tmp[256];           /* the temporary directory */
-static char qdir[300];
 static char base_dir[300];      /* virtual_mailbox_base */
 static uid_t vuid;
 static gid_t vgid;
-static struct event_base *base;
 
 /* ---- files ---- */
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	FILE *fp = fopen(path, "w");
-
-	if (fp == NULL || fputs(text, fp) < 0 || fclose(fp) != 0) {
-		perror(path);
-		exit(2);
-	}
-	chmod(path, mode);
-}
-
-static char *slurp(const char *path)
-{
-	static char buf[1 << 16];
-	ssize_t n;
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return NULL;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	buf[n < 0 ? 0 : n] = 0;
-	return buf;
-}
-
-static char *path_of(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static char *path_of(const char *fmt, ...)
-{
-	static char bufs[8][600];
-	static int i;
-	char *b = bufs[i++ % 8];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(b, sizeof bufs[0], fmt, ap);
-	va_end(ap);
-	return b;
-}
 
 /* The only file in dir (NULL unless there is exactly one). */
 static char *only_file(const char *dir)
@@ -109,29 +66,13 @@ static char *only_file(const char *dir)
 	return n == 1 ? file : NULL;
 }
 
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *f)
-{
-	return remove(p);
-}
-
-static void cleanup(void)
-{
-	if (tmp[0])
-		nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* ---- configuration ---- */
 
 /* A configuration directory with main.cf = the common part + extra. */
 static struct config *conf(const char *name, const char *extra)
 {
-	char *dir = path_of("%s/conf-%s", tmp, name);
 	char main_cf[4096];
-	struct sluice_config *sc;
-	struct diag d;
 
-	mkdir(dir, 0755);
 	snprintf(main_cf, sizeof main_cf,
 		 "queue_directory = %s\n"
 		 "virtual_mailbox_base = %s\n"
@@ -143,19 +84,7 @@ static struct config *conf(const char *name, const char *extra)
 		 "deliver_lock_attempts = 2\n"
 		 "deliver_lock_delay = 1s\n"
 		 "%s", qdir, base_dir, tmp, tmp, (unsigned long)vgid, extra);
-	write_file(path_of("%s/main.cf", dir), main_cf, 0644);
-	write_file(path_of("%s/master.cf", dir),
-		   "smtp inet - - - - - smtpd\n", 0644);
-	diag_init(&d);
-	sc = config_load_flags(dir, &d, 0);
-	for (int i = 0; i < d.n; i++)
-		diag("config %s: %s", name, d.v[i].text);
-	diag_free(&d);
-	if (sc == NULL) {
-		printf("Bail out! configuration %s does not load\n", name);
-		exit(2);
-	}
-	return sc->main;       /* kept until the test ends */
+	return load_conf(name, main_cf);
 }
 
 static void write_tables(void)
@@ -177,54 +106,6 @@ static void write_tables(void)
 
 /* ---- messages ---- */
 
-struct msg {
-	char id[QUEUE_ID_MAX];
-	char path[600];
-	int fd;
-	struct queue_envelope env;
-};
-
-static void make_msg(struct msg *m, const char *headers, const char *body,
-		     char **rcpts, int n)
-{
-	struct queue_envelope env = { .sender = "sender@remote.test" };
-	struct queue_rcpt r[8];
-	struct queue_file *qf = queue_create(qdir);
-	char err[256];
-
-	if (qf == NULL) {
-		printf("Bail out! queue_create: %s\n", strerror(errno));
-		exit(2);
-	}
-	memset(r, 0, sizeof r);
-	for (int i = 0; i < n; i++) {
-		r[i].addr = rcpts[i];
-		r[i].notify = DSN_NOTIFY_FAILURE;
-	}
-	env.rcpt = r;
-	env.nrcpt = n;
-	queue_write(qf, headers, strlen(headers));
-	queue_mark_body(qf);
-	queue_write(qf, "\n", 1);
-	queue_write(qf, body, strlen(body));
-	snprintf(m->id, sizeof m->id, "%s", queue_file_id(qf));
-	queue_commit(qf, &env, NULL, NULL);
-	snprintf(m->path, sizeof m->path, "%s/incoming/%s", qdir, m->id);
-	memset(&m->env, 0, sizeof m->env);
-	if ((m->fd = open(m->path, O_RDONLY | O_CLOEXEC)) < 0
-	    || queue_read_envelope_fd(m->fd, &m->env, err, sizeof err) < 0) {
-		printf("Bail out! cannot read back %s: %s\n", m->path, err);
-		exit(2);
-	}
-}
-
-static void free_msg(struct msg *m)
-{
-	close(m->fd);
-	unlink(m->path);
-	queue_envelope_free(&m->env);
-}
-
 static const char *std_headers =
 	"From: <sender@remote.test>\n"
 	"Subject: virtual test\n";
@@ -237,60 +118,19 @@ static const char *std_body =
 
 /* ---- running the agent ---- */
 
-static bool done_called;
-
-static void on_done(struct delivery_request *req, void *arg)
-{
-	done_called = true;
-	event_base_loopbreak(base);
-}
-
-static void on_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	event_base_loopbreak(base);
-}
-
-struct result {
-	struct delivery_rcpt r[4];
-	struct delivery_request req;
-	double secs;
-};
-
 static void run(struct config *cfg, const char *headers, char **rcpts, int n,
 		struct result *res)
 {
-	struct timeval limit = { 60, 0 }, t0, t1;
-	struct event *timer = evtimer_new(base, on_timeout, NULL);
+	struct queue_envelope env = { .sender = "sender@remote.test" };
+	struct delivery_request req = {
+		.transport = "virtual", .nexthop = "virt.test", .cfg = cfg,
+	};
 	struct msg m;
 
-	make_msg(&m, headers ? headers : std_headers, std_body, rcpts, n);
-	memset(res, 0, sizeof *res);
-	for (int i = 0; i < n; i++) {
-		res->r[i].addr = rcpts[i];
-		res->r[i].queue_index = i;
-	}
-	res->req = (struct delivery_request){
-		.queue_id = m.id, .queue_path = m.path, .queue_fd = m.fd,
-		.env = &m.env, .transport = "virtual", .nexthop = "virt.test",
-		.cfg = cfg, .rcpt = res->r, .nrcpt = n,
-	};
-	done_called = false;
-	evtimer_add(timer, &limit);
-	gettimeofday(&t0, NULL);
-	virtual_deliver(base, &res->req, on_done, NULL);
-	ok(!done_called, "done() is not called from inside the agent");
-	event_base_dispatch(base);
-	gettimeofday(&t1, NULL);
-	res->secs = (double)(t1.tv_sec - t0.tv_sec)
-		+ (double)(t1.tv_usec - t0.tv_usec) / 1e6;
-	event_free(timer);
-	ok(done_called, "the agent completed");
-	for (int i = 0; i < n; i++)
-		diag("%s -> %d %s %s", rcpts[i], res->r[i].status,
-		     res->r[i].dsn, res->r[i].text ? res->r[i].text : "");
+	queue_msg(&m, &env, headers ? headers : std_headers, std_body, rcpts, n);
+	run_agent(virtual_deliver, req, &m, rcpts, n, res);
 	free_msg(&m);
 }
-
 static void run1(struct config *cfg, const char *rcpt, const char *headers,
 		 struct result *res)
 {
@@ -299,13 +139,6 @@ static void run1(struct config *cfg, const char *rcpt, const char *headers,
 	run(cfg, headers, rcpts, 1, res);
 }
 
-static void is_result(const struct delivery_rcpt *r, int status,
-		      const char *dsn, const char *text, const char *name)
-{
-	ok(r->status == status && strcmp(r->dsn, dsn) == 0 && r->text
-	   && strstr(r->text, text) != NULL, "%s: %d %s \"...%s...\"", name,
-	   status, dsn, text);
-}
 
 /* ---- tests ---- */
 
@@ -481,21 +314,8 @@ static void test_locks(void)
 
 static void setup(void)
 {
-	char err[256];
-
-	snprintf(tmp, sizeof tmp, "/tmp/sluice-virtual-XXXXXX");
-	if (mkdtemp(tmp) == NULL) {
-		printf("Bail out! mkdtemp: %s\n", strerror(errno));
-		exit(2);
-	}
-	atexit(cleanup);
-	chmod(tmp, 0755);
-	snprintf(qdir, sizeof qdir, "%s/queue", tmp);
+	fixture_dirs("sluice-virtual", remove_tmp);
 	snprintf(base_dir, sizeof base_dir, "%s/vmail", tmp);
-	if (queue_dirs_ensure(qdir, (uid_t)-1, (gid_t)-1, err, sizeof err) < 0) {
-		printf("Bail out! queue: %s\n", err);
-		exit(2);
-	}
 	vuid = geteuid() == 0 ? TEST_UID : geteuid();
 	vgid = geteuid() == 0 ? TEST_UID : getegid();
 	if (geteuid() == 0 && getpwuid(TEST_UID) != NULL)
