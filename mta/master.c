@@ -119,6 +119,9 @@ void master_child_setup(struct master *m)
 	for (size_t i = 0; i < NSIGNALS; i++)
 		signal(master_signal_list[i], SIG_DFL);
 	/* The signals stay blocked until the child has its own handlers. */
+	/* Only the master copies its start-up lines to the terminal; a child
+	 * logs once, where logging goes. */
+	log_mirror_stderr(false);
 }
 
 /* Each session holds a socket (and a queue file while receiving): a
