@@ -46,6 +46,7 @@
 #include "delivery_server.h"
 #include "jobpool.h"
 #include "log.h"
+#include "privilege.h"
 
 #define DSERVER_THREADS		2       /* commits of forwarded copies */
 #define DSERVER_CONNS_MAX	16
@@ -287,11 +288,7 @@ static void on_master_gone(evutil_socket_t fd, short what, void *arg)
 
 static void enter_queue_directory(const struct sluice_config *sc)
 {
-	const char *qdir = cfg_str(sc->main, "queue_directory");
-
-	if (chdir(qdir) < 0)
-		msg_fatal("cannot enter queue_directory %s: %s", qdir,
-			  strerror(errno));
+	privilege_enter_queue_directory(sc->main);
 	if (geteuid() == 0 && setgroups(0, NULL) < 0)
 		msg_fatal("cannot drop the supplementary groups: %s",
 			  strerror(errno));

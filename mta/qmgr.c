@@ -49,6 +49,7 @@
 #include "log.h"
 #include "maildrop.h"
 #include "pickup.h"
+#include "privilege.h"
 #include "qmgr.h"
 #include "qmgr_trigger.h"
 #include "queue_reason.h"
@@ -90,30 +91,6 @@ void qmgr_kick(struct qmgr *q)
 }
 
 /* ---- start-up ------------------------------------------------------ */
-
-static void enter_queue_directory(const struct sluice_config *sc)
-{
-	const char *qdir = cfg_str(sc->main, "queue_directory");
-
-	if (chdir(qdir) < 0)
-		msg_fatal("cannot enter queue_directory %s: %s", qdir,
-			  strerror(errno));
-}
-
-/* mail_owner for good (see above). */
-static void drop_privileges(const struct qmgr_args *a)
-{
-	if (!a->drop_privileges)
-		return;
-	if (setgid(a->gid) < 0)
-		msg_fatal("setgid(%ld): %s", (long)a->gid, strerror(errno));
-	if (initgroups(a->user, a->gid) < 0)
-		msg_fatal("initgroups(%s): %s", a->user, strerror(errno));
-	if (setuid(a->uid) < 0)
-		msg_fatal("setuid(%ld): %s", (long)a->uid, strerror(errno));
-	if (setuid(0) == 0)
-		msg_fatal("privileges not dropped: setuid(0) still works");
-}
 
 static void read_params(struct qmgr *q)
 {
@@ -385,8 +362,8 @@ void qmgr_main(struct sluice_config *sc, const struct qmgr_args *a)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
-	enter_queue_directory(sc);
-	drop_privileges(a);
+	privilege_enter_queue_directory(sc->main);
+	privilege_drop(a->drop_privileges, a->uid, a->gid, a->user);
 	read_params(&q);
 	start_services(&q, a);
 	make_events(&q, &ev, a);

@@ -37,6 +37,7 @@
 #include "jobpool.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "privilege.h"
 #include "queue.h"
 #include "smtp_session.h"
 #include "worker.h"
@@ -82,26 +83,8 @@ static struct timeval msecs(int ms)
  * (the tree under /root that `make run` uses, for one). */
 static void enter_queue_directory(const struct sluice_config *sc)
 {
-	const char *qdir = cfg_str(sc->main, "queue_directory");
-
-	if (chdir(qdir) < 0)
-		msg_fatal("cannot enter queue_directory %s: %s", qdir,
-			  strerror(errno));
+	privilege_enter_queue_directory(sc->main);
 	smtp_set_queue_dir(".");
-}
-
-static void drop_privileges(const struct worker_args *wa)
-{
-	if (!wa->drop_privileges)
-		return;
-	if (setgid(wa->gid) < 0)
-		msg_fatal("setgid(%ld): %s", (long)wa->gid, strerror(errno));
-	if (initgroups(wa->user, wa->gid) < 0)
-		msg_fatal("initgroups(%s): %s", wa->user, strerror(errno));
-	if (setuid(wa->uid) < 0)
-		msg_fatal("setuid(%ld): %s", (long)wa->uid, strerror(errno));
-	if (setuid(0) == 0)
-		msg_fatal("privileges not dropped: setuid(0) still works");
 }
 
 static void libevent_log(int severity, const char *text)
@@ -319,7 +302,7 @@ void worker_main(struct sluice_config *sc, const struct worker_args *wa)
 	signal(SIGINT, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	enter_queue_directory(sc);
-	drop_privileges(wa);
+	privilege_drop(wa->drop_privileges, wa->uid, wa->gid, wa->user);
 	start_services(&w, sc);
 	listen_all(&w, wa);
 	make_events(&w, wa);
