@@ -87,6 +87,10 @@ struct smtp_session {
 	char server_addr[64]; int server_port;
 	char *helo_name;
 	bool esmtp;                 /* EHLO seen: protocol ESMTP */
+	/* SMTP AUTH (filled by the AUTH command once it exists; NULL until
+	 * then): mechanism, login name, and the MAIL AUTH= sender */
+	char *sasl_method, *sasl_username, *sasl_sender;
+	struct rcheck_state *rstate;    /* restriction engine, per session */
 
 	struct smtp_txn txn;
 	char queue_id[QUEUE_ID_MAX];    /* of the current transaction, or "" */

@@ -1,5 +1,5 @@
 /*
- * sluice_plugin.h - the public plugin ABI of sluice (version 1).
+ * sluice_plugin.h - the public plugin ABI of sluice (version 2).
  *
  * This is the only header a plugin author includes.  It is plain C, hides
  * every core structure behind an opaque handle and accessor functions, and
@@ -44,7 +44,7 @@
 extern "C" {
 #endif
 
-#define SLUICE_PLUGIN_ABI 1
+#define SLUICE_PLUGIN_ABI 2
 
 /* Opaque handles. */
 typedef struct sluice_txn sluice_txn;     /* one SMTP session and its transaction */
@@ -58,7 +58,8 @@ enum sluice_verdict {
 	SLUICE_DEFER,       /* temporary failure (4xx) */
 	SLUICE_DISCARD,     /* accept, then silently drop the message */
 	SLUICE_HOLD,        /* accept and put the message on hold */
-	SLUICE_PENDING      /* the answer comes later through sluice_resume() */
+	SLUICE_PENDING,     /* the answer comes later through sluice_resume() */
+	SLUICE_ACTION       /* a restriction answered with sluice_action() */
 };
 
 /* Parameter types, as in main.cf. */
@@ -89,6 +90,23 @@ typedef int (*sluice_header_fn)(sluice_txn *t, const char *name,
 typedef int (*sluice_body_fn)(sluice_txn *t, const unsigned char *chunk,
 			      size_t len, void *pdata);
 typedef void (*sluice_void_fn)(sluice_txn *t, void *pdata);
+
+/* A restriction the plugin provides, usable in any smtpd_*_restrictions
+ * list and restriction class by its name (e.g. "check_client_access
+ * hash:/etc/sluice/access").  check() runs when the list reaches it, with
+ * the argument written after the name (NULL when takes_arg is 0).  It
+ * returns SLUICE_DUNNO (no opinion), SLUICE_OK, SLUICE_REJECT or
+ * SLUICE_DEFER (with sluice_reply()), SLUICE_ACTION after
+ * sluice_action(), or SLUICE_PENDING and later sluice_resume(t, v) with
+ * one of these.  `takes_arg`: 0 none, 1 a word, 2 a type:name table
+ * (which `sluice check` opens and checks). */
+typedef int (*sluice_restriction_fn)(sluice_txn *t, const char *arg,
+				     void *pdata);
+struct sluice_restriction {
+	const char *name;
+	int takes_arg;
+	sluice_restriction_fn check;
+};
 
 struct sluice_plugin {
 	unsigned abi;                       /* SLUICE_PLUGIN_ABI; always first */
@@ -122,6 +140,9 @@ struct sluice_plugin {
 	/* session closed, even with one of your hooks pending: cancel your
 	 * timers and free per-session state */
 	sluice_void_fn close;
+
+	/* restrictions provided, terminated by {NULL}; may be NULL (ABI 2) */
+	const struct sluice_restriction *restrictions;
 };
 
 #define SLUICE_PLUGIN_DECLARE \
@@ -145,6 +166,26 @@ void sluice_reply(sluice_txn *t, int code, const char *dsn,
  * next hooks and even end the session before it returns: call it last,
  * and do not touch `t` or your session state afterwards. */
 void sluice_resume(sluice_txn *t, int verdict);
+
+/* In a restriction's check (or before its sluice_resume): answer with an
+ * access(5) action, exactly as if a table had returned it: "OK",
+ * "REJECT text", "DEFER_IF_PERMIT text", "550 5.7.1 text", "PREPEND
+ * X-Header: value", "REDIRECT a@b", "HOLD why", a restriction class
+ * name, ...  `reply_class` says what was checked, for Postfix's reply
+ * text ("Client host", "Helo command", "Sender address", "Recipient
+ * address"); `name` is what is quoted in it ("<a@b>", "host[addr]").
+ * Returns SLUICE_ACTION, to be returned (or passed to sluice_resume). */
+int sluice_action(sluice_txn *t, const char *action, const char *name,
+		  const char *reply_class);
+
+/* The stage of the restriction list being evaluated: "CONNECT", "HELO",
+ * "MAIL", "RCPT", "DATA", "END-OF-MESSAGE", "ETRN". */
+const char *sluice_stage(sluice_txn *t);
+
+/* For `sluice explain`: say what the restriction looked at ("key
+ * example.com: found: REJECT").  Costs nothing in a real session. */
+void sluice_explain(sluice_txn *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* ---- Per-session plugin state ---------------------------------------- */
 /* One pointer per plugin and session, for your hooks and the callbacks
@@ -227,6 +268,49 @@ void sluice_timer_cancel(sluice_timer *tm);
  * the job's state as orphaned and done() frees it without resuming. */
 int sluice_job_submit(void (*work)(void *arg), void (*done)(void *arg),
 		      void *arg);
+
+/* ---- Lookup tables ----------------------------------------------------- */
+/* Tables in Postfix's "type:name" form (any type `sluice map list`
+ * shows), opened once per process and shared; a table rebuilt on disk is
+ * re-read on its next lookup.  NULL on error, with the reason in err. */
+typedef struct sluice_map sluice_map;
+sluice_map *sluice_map_open(const char *spec, char *err, size_t errlen);
+/* Exact lookup of one key.  1 found (*value valid until the next lookup
+ * in this table), 0 not found, -1 temporary failure. */
+int sluice_map_lookup(sluice_map *m, const char *key, const char **value);
+/* Lookup in Postfix's access(5) order for a kind of key:
+ *  SLUICE_KEY_ADDRESS  "user@domain": the address, the domain and (per
+ *                      parent_domain_matches_subdomains) its parents,
+ *                      then "user@" (with recipient_delimiter handling);
+ *                      "" (the null sender) looks up <> per
+ *                      smtpd_null_access_lookup_key;
+ *  SLUICE_KEY_DOMAIN   a domain and its parents;
+ *  SLUICE_KEY_HOSTNAME a host name and its parents;
+ *  SLUICE_KEY_ADDR     an IP address, then shorter prefixes (IPv4 octets,
+ *                      IPv6 per Postfix).
+ * Pattern tables (cidr, pcre, regexp) get the full key only.  Every key
+ * tried is reported to sluice_explain when `t` is not NULL.  Returns as
+ * sluice_map_lookup. */
+enum sluice_key_kind { SLUICE_KEY_ADDRESS, SLUICE_KEY_DOMAIN,
+		       SLUICE_KEY_HOSTNAME, SLUICE_KEY_ADDR };
+int sluice_access_lookup(sluice_txn *t, sluice_map *m, int kind,
+			 const char *key, const char **value);
+
+/* ---- DNS ---------------------------------------------------------------- */
+/* Asynchronous lookups in the event loop (c-ares).  status: 0 found,
+ * 1 the name has no such records (or does not exist), -1 temporary
+ * failure.  answers: n strings (addresses in numeric form, host names
+ * without the trailing dot), valid during the call.  The callback runs in
+ * the hook's context, exactly once unless cancelled; it may run before
+ * sluice_dns_lookup returns (then NULL is returned). */
+enum sluice_dns_type { SLUICE_DNS_A, SLUICE_DNS_AAAA, SLUICE_DNS_ADDRS,
+		       SLUICE_DNS_MX, SLUICE_DNS_NS, SLUICE_DNS_PTR,
+		       SLUICE_DNS_TXT };
+typedef struct sluice_dns sluice_dns;
+typedef void (*sluice_dns_fn)(void *arg, int status, char **answers, int n);
+sluice_dns *sluice_dns_lookup(const char *name, int type, sluice_dns_fn fn,
+			      void *arg);
+void sluice_dns_cancel(sluice_dns *q);
 
 #ifdef __cplusplus
 }
