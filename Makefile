@@ -16,8 +16,8 @@ PREFIX  ?= /usr/local
 SYSCONFDIR ?= /etc/sluice
 PLUGINDIR ?= $(PREFIX)/lib/sluice/plugins
 
-PKGS    := libevent libevent_pthreads libcares lmdb
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lcares -llmdb) -lpthread -ldl -lm
+PKGS    := libevent libevent_pthreads libcares lmdb libpcre2-8
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lcares -llmdb -lpcre2-8) -lpthread -ldl -lm
 
 B       := build
 # Programs other than sluice: their main() lives in mta/NAME_main.c and

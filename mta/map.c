@@ -37,10 +37,14 @@
 
 /* The registry: one line per type; map_type_NAME lives in map_NAME.c. */
 #define MAP_REGISTRY(X) \
+	X(cidr) \
 	X(hash) \
 	X(inline) \
+	X(pcre) \
+	X(regexp) \
 	X(static) \
-	X(texthash)
+	X(texthash) \
+	X(unix)
 
 #define MAP_DECLARE(n) extern const struct map_type map_type_##n;
 #define MAP_ENTRY(n) &map_type_##n,

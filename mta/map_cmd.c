@@ -11,7 +11,10 @@
  *   sluice map list			the table types, one per line
  *
  * Keys are looked up exactly as given (after the table's case folding):
- * no access(5) search order.  Exit status: query 0 when a key was found,
+ * no access(5) search order.  For every type (texthash, hash, cidr,
+ * pcre, regexp, unix, inline, static) the output is what Postfix's
+ * `postmap -q KEY TYPE:NAME` and `postmap -q - TYPE:NAME` print for the
+ * same table (t/map_patterns.t runs both side by side).  Exit status: query 0 when a key was found,
  * 1 when none was, 2 on any problem (so a script can tell "not found"
  * from "broken"); build and list 0, or 1 when a table was not built, 2
  * on a usage error.  Problems with a table are printed as

@@ -31,7 +31,7 @@ sub map_cmd { return run_sluice($top, 'map', @_) }
 
 {
 	my ($rc, $out, $err) = map_cmd('list');
-	is("$rc|$out|$err", "0|hash\ninline\nstatic\ntexthash\n|", 'map list: the types, one per line');
+	is("$rc|$out|$err", "0|cidr\nhash\ninline\npcre\nregexp\nstatic\ntexthash\nunix\n|", 'map list: the types, one per line');
 }
 
 # ---- query ---------------------------------------------------------------

@@ -125,7 +125,7 @@ static void test_types(void)
 
 	for (; *t; t++)
 		snprintf(all + strlen(all), sizeof all - strlen(all), "%s ", *t);
-	is_str(all, "hash inline static texthash ", "map_types: the four types of this build");
+	is_str(all, "cidr hash inline pcre regexp static texthash unix ", "map_types: the types of this build");
 }
 
 /* ---- texthash ---- */
