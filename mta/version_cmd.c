@@ -10,6 +10,9 @@
 
 #include <ares.h>
 #include <event2/event.h>
+#include <lmdb.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include "commands.h"
 #include "plugins/sluice_plugin.h"
@@ -34,10 +37,17 @@ int cmd_version(const char *config_dir, int argc, char **argv)
 	feature("plugins (dlopen)", "yes");
 	feature("TLS (OpenSSL)", "no");
 	feature("SASL (Cyrus)", "no");
-	feature("PCRE2", "no");
+	{
+		char pv[32] = "";
+
+		pcre2_config(PCRE2_CONFIG_VERSION, pv);
+		snprintf(buf, sizeof buf, "yes (PCRE2 %s)", pv);
+		feature("PCRE2", buf);
+	}
 	feature("ClamAV", "no");
 	feature("milter", "no");
 	feature("Redis (hiredis)", "no");
-	feature("LMDB", "no");
+	snprintf(buf, sizeof buf, "yes (%s)", mdb_version(NULL, NULL, NULL));
+	feature("LMDB", buf);
 	return 0;
 }
