@@ -16,15 +16,16 @@ PREFIX  ?= /usr/local
 SYSCONFDIR ?= /etc/sluice
 PLUGINDIR ?= $(PREFIX)/lib/sluice/plugins
 
-PKGS    := libevent libevent_pthreads libcares lmdb libpcre2-8
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lcares -llmdb -lpcre2-8) -lpthread -ldl -lm
+PKGS    := libevent libevent_pthreads libevent_openssl libssl libcrypto libcares lmdb libpcre2-8 libsasl2
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -levent_openssl -lssl -lcrypto -lcares -llmdb -lpcre2-8 -lsasl2) -lpthread -ldl -lm
 
 B       := build
 # Programs other than sluice: their main() lives in mta/NAME_main.c and
 # they link with the core objects (build/bin/sendmail from sendmail_main.c).
 PROG_SRC := $(wildcard mta/*_main.c)
 PROGS   := $(patsubst mta/%_main.c,$(B)/bin/%,$(PROG_SRC))
-MTA_SRC := $(filter-out $(PROG_SRC),$(wildcard mta/*.c)) plugins/plugin_loader.c
+MTA_SRC := $(filter-out $(PROG_SRC),$(wildcard mta/*.c)) plugins/plugin_loader.c \
+	$(filter-out %_main.c,$(wildcard policy/*.c))
 MTA_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(MTA_SRC))
 # Every directory here holding .c files becomes build/plugins/NAME.so
 PLUGIN_DIRS := plugins/example $(wildcard filters/*)
@@ -38,7 +39,7 @@ CORE_OBJ := $(filter-out $(B)/obj/mta/sluice.o,$(MTA_OBJ))
 # mailq and newaliases are sendmail under other names (argv[0]).
 LINKS   := $(B)/bin/mailq $(B)/bin/newaliases
 
-all: $(B)/bin/sluice $(PROGS) $(LINKS) $(PLUGINS) $(UNIT_BIN)
+all: $(B)/bin/sluice $(PROGS) $(LINKS) $(PLUGINS) $(UNIT_BIN) $(B)/t/test_milter
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -64,11 +65,17 @@ $(B)/t/%: t/unit/%.c $(wildcard t/unit/*.h) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -rdynamic -o $@ $< $(CORE_OBJ) $(LIBS)
 
+# The libmilter test milter the milter tests drive (t/milter/).
+$(B)/t/test_milter: t/milter/test_milter.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -pthread -o $@ $< -lmilter
+
 deps:
 	@scripts/install-deps
 
 run: deps all
 	@mkdir -p var
+	$(B)/bin/newaliases -C conf
 	$(B)/bin/sluice -c conf run
 
 # The build must stay clean under clang as well as gcc (-Werror both).

@@ -1,10 +1,13 @@
 /*
- * anvil.c - connection counts per client address, shared by all workers.
+ * anvil.c - connection counts and event rates per client address, shared
+ * by all workers.
  *
- * Postfix counts smtpd_client_connection_count_limit in its anvil server;
- * sluice counts in a table of shared memory that the master maps
- * (MAP_SHARED | MAP_ANONYMOUS) before it forks any worker, so every worker
- * of every generation sees the same table.
+ * Postfix counts smtpd_client_connection_count_limit and the per-time-unit
+ * rates (smtpd_client_auth_rate_limit, smtpd_client_connection_rate_limit,
+ * smtpd_client_message_rate_limit, smtpd_client_recipient_rate_limit) in
+ * its anvil server; sluice counts in a table of shared memory that the
+ * master maps (MAP_SHARED | MAP_ANONYMOUS) before it forks any worker, so
+ * every worker of every generation sees the same table.
  *
  * The table is cut into ANVIL_MAX_OWNERS regions of `slots` slots (only
  * the pages in use cost memory).  Each
@@ -15,6 +18,16 @@
  * Slots are found by linear probing from the hash, at most PROBE_MAX of
  * them; a slot whose count fell to 0 keeps its tag and is reused.
  *
+ * Rates live in a second set of regions of the same shape: a rate slot is
+ * keyed by "service client" (Postfix's anvil counts per service too), its
+ * word is (40-bit tag << 24) | time unit number (now / anvil_rate_time_unit,
+ * 24 bits), and one more word holds four 16-bit counters, one per
+ * anvil_event.  A reader adds up the slots of every region whose unit is
+ * the current one.  Units are aligned to the clock (Postfix starts a
+ * client's unit at its first event): either way a client can fit up to
+ * twice the limit across the edge of two units.  A slot of an earlier
+ * unit is stale and is reused for another client.
+ *
  * The promises:
  *  - nothing here ever waits: no locks, a bounded number of probes;
  *  - a reader that sees a count also sees the whole address (the word is
@@ -23,8 +36,10 @@
  *  - the counts of a worker that died without disconnecting its clients
  *    (killed, crashed) are forgotten when the master reaps it
  *    (anvil_release()), as Postfix's anvil forgets an smtpd that is gone;
- *  - a full region fails open: the connection is allowed, uncounted, and
- *    a warning says so (at most once a minute).
+ *    so are the rates it counted (a reload that retires a worker forgets
+ *    the events its sessions counted in the current unit);
+ *  - a full region fails open: the connection or event is allowed,
+ *    uncounted, and a warning says so (at most once a minute).
  * Two workers counting the same address at the same instant may each see
  * the other's connection or not: the limit is exact to within one.
  */
@@ -51,12 +66,25 @@ struct anvil_slot {
 	uint64_t pad;			/* one slot per 64-byte cache line */
 };
 
+#define RATE_KEY_WORDS	14		/* "service client": 111 bytes */
+#define RATE_UNIT_BITS	24
+#define RATE_UNIT_MASK	((1ULL << RATE_UNIT_BITS) - 1)
+#define RATE_COUNT_MAX	0xffffULL
+
+struct anvil_rate_slot {
+	_Atomic uint64_t word;		/* 0: never used; else tag << 24 | unit */
+	_Atomic uint64_t counts;	/* 16 bits per anvil_event */
+	_Atomic uint64_t key[RATE_KEY_WORDS];	/* two cache lines a slot */
+};
+
 struct anvil_table {
 	int slots;			/* per owner */
 	size_t region_bytes;
+	size_t rate_region_bytes;
 	_Atomic uint64_t active[ANVIL_MAX_OWNERS / 64];	/* regions in use */
 	struct anvil_slot *slot;	/* ANVIL_MAX_OWNERS * slots, from the
 					 * second page of the mapping */
+	struct anvil_rate_slot *rate;	/* ANVIL_MAX_OWNERS * slots, after them */
 };
 
 /* An address as it is compared: its tag, start slot and packed text. */
@@ -86,7 +114,7 @@ int anvil_init(int slots)
 		return -1;
 	}
 	size = page + (size_t)ANVIL_MAX_OWNERS * (size_t)slots
-	    * sizeof(struct anvil_slot);
+	    * (sizeof(struct anvil_slot) + sizeof(struct anvil_rate_slot));
 	map = mmap(NULL, size, PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (map == MAP_FAILED)
@@ -94,7 +122,11 @@ int anvil_init(int slots)
 	anvil_table = (struct anvil_table *)map;	/* zero-filled */
 	anvil_table->slots = slots;
 	anvil_table->region_bytes = (size_t)slots * sizeof(struct anvil_slot);
+	anvil_table->rate_region_bytes = (size_t)slots
+	    * sizeof(struct anvil_rate_slot);
 	anvil_table->slot = (struct anvil_slot *)(map + page);
+	anvil_table->rate = (struct anvil_rate_slot *)(map + page
+	    + (size_t)ANVIL_MAX_OWNERS * anvil_table->region_bytes);
 	return 0;
 }
 
@@ -112,21 +144,31 @@ void anvil_attach(int owner)
 	atomic_fetch_or(&anvil_table->active[owner / 64], 1ULL << (owner % 64));
 }
 
-/* Zero a region.  Giving its pages back (MADV_REMOVE) both zeroes them
- * and keeps a table that is mostly idle from costing memory; when the
- * region is not page-aligned, store zeros instead. */
-static void wipe_region(struct anvil_slot *r)
+static struct anvil_rate_slot *rate_region(int owner)
+{
+	return &anvil_table->rate[(size_t)owner * (size_t)anvil_table->slots];
+}
+
+/* Zero a region of `bytes` bytes made of 64-bit words.  Giving its pages
+ * back (MADV_REMOVE) both zeroes them and keeps a table that is mostly
+ * idle from costing memory; when the region is not page-aligned, store
+ * zeros instead. */
+static void wipe_words(void *r, size_t bytes)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	_Atomic uint64_t *w = r;
 
-	if (anvil_table->region_bytes % page == 0
-	    && madvise(r, anvil_table->region_bytes, MADV_REMOVE) == 0)
+	if (bytes % page == 0 && (uintptr_t)r % page == 0
+	    && madvise(r, bytes, MADV_REMOVE) == 0)
 		return;
-	for (int i = 0; i < anvil_table->slots; i++) {
-		atomic_store_explicit(&r[i].word, 0, memory_order_relaxed);
-		for (int j = 0; j < ADDR_WORDS; j++)
-			atomic_store_explicit(&r[i].addr[j], 0, memory_order_relaxed);
-	}
+	for (size_t i = 0; i < bytes / sizeof *w; i++)
+		atomic_store_explicit(&w[i], 0, memory_order_relaxed);
+}
+
+static void wipe_region(int owner)
+{
+	wipe_words(region(owner), anvil_table->region_bytes);
+	wipe_words(rate_region(owner), anvil_table->rate_region_bytes);
 }
 
 void anvil_release(int owner)
@@ -135,7 +177,7 @@ void anvil_release(int owner)
 		return;
 	atomic_fetch_and(&anvil_table->active[owner / 64],
 			 ~(1ULL << (owner % 64)));
-	wipe_region(region(owner));
+	wipe_region(owner);
 	atomic_thread_fence(memory_order_release);
 }
 
@@ -250,16 +292,16 @@ static struct anvil_slot *own_find(const struct anvil_key *k,
 	return NULL;
 }
 
-static void warn_full(const char *addr)
+static void warn_full(const char *what, const char *addr)
 {
 	time_t now = time(NULL);
 
 	if (now - anvil_full_warned < FULL_WARN_INTERVAL)
 		return;
 	anvil_full_warned = now;
-	msg_warn("anvil: connection table full (%d slots per worker); "
-		 "not counting %s toward smtpd_client_connection_count_limit",
-		 anvil_table->slots, addr);
+	msg_warn("anvil: %s table full (%d slots per worker); "
+		 "not counting %s toward its limits",
+		 what, anvil_table->slots, addr);
 }
 
 /* Add one for k; the new count, or 0 when there is no room. */
@@ -292,7 +334,7 @@ int anvil_connect(const char *addr)
 		return 1;
 	make_key(addr, &k);
 	if ((mine = own_add(&k)) == 0) {
-		warn_full(addr);
+		warn_full("connection", addr);
 		return 1;
 	}
 	return mine + count_others(&k);
@@ -312,4 +354,144 @@ void anvil_disconnect(const char *addr)
 	w = atomic_load_explicit(&s->word, memory_order_relaxed);
 	if (WORD_COUNT(w) > 0)
 		atomic_store_explicit(&s->word, w - 1, memory_order_release);
+}
+
+/* ---- rates per (service, client) and time unit ------------------------ */
+
+#define RATE_WORD(tag, unit)	(((tag) << RATE_UNIT_BITS) | (unit))
+#define RATE_TAG(w)		((w) >> RATE_UNIT_BITS)
+#define RATE_UNIT(w)		((w) & RATE_UNIT_MASK)
+#define RATE_SHIFT(ev)		(16 * (unsigned)(ev))
+
+struct anvil_rate_key {
+	uint64_t tag;
+	unsigned start;
+	uint64_t unit;
+	uint64_t key[RATE_KEY_WORDS];
+};
+
+static void make_rate_key(const char *service, const char *addr,
+			  long long unit, struct anvil_rate_key *k)
+{
+	char text[RATE_KEY_WORDS * 8] = { 0 };
+	int room = (int)sizeof text - 2 - (int)strlen(addr);
+	uint64_t h;
+
+	/* the address always fits whole; a long service name is cut */
+	snprintf(text, sizeof text, "%.*s %s", room > 0 ? room : 0, service, addr);
+	h = hash_addr(text);
+	k->tag = h >> RATE_UNIT_BITS;	/* 40 bits */
+	if (k->tag == 0)
+		k->tag = 1;		/* a used slot's word is never 0 */
+	k->start = (unsigned)h;
+	k->unit = (uint64_t)(time(NULL) / (unit > 0 ? unit : 1)) & RATE_UNIT_MASK;
+	memcpy(k->key, text, sizeof k->key);
+}
+
+static bool rate_has_key(struct anvil_rate_slot *s, const struct anvil_rate_key *k)
+{
+	for (int j = 0; j < RATE_KEY_WORDS; j++)
+		if (atomic_load_explicit(&s->key[j], memory_order_relaxed) != k->key[j])
+			return false;
+	return true;
+}
+
+static struct anvil_rate_slot *rate_probe(struct anvil_rate_slot *r,
+					  const struct anvil_rate_key *k, int i)
+{
+	return &r[(k->start + (unsigned)i) % (unsigned)anvil_table->slots];
+}
+
+/* Another worker's count of ev for k in the current unit. */
+static int rate_in(int owner, const struct anvil_rate_key *k, enum anvil_event ev)
+{
+	struct anvil_rate_slot *r = rate_region(owner), *s;
+	uint64_t w, c;
+
+	for (int i = 0; i < PROBE_MAX; i++) {
+		s = rate_probe(r, k, i);
+		w = atomic_load_explicit(&s->word, memory_order_acquire);
+		if (w == 0)
+			return 0;	/* slots are filled in probe order */
+		if (w != RATE_WORD(k->tag, k->unit) || !rate_has_key(s, k))
+			continue;
+		c = atomic_load_explicit(&s->counts, memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&s->word, memory_order_relaxed) != w)
+			return 0;	/* reused while we looked */
+		return (int)((c >> RATE_SHIFT(ev)) & RATE_COUNT_MAX);
+	}
+	return 0;
+}
+
+/* Our slot for k (any unit), or NULL; *reusable gets the first slot that
+ * is free or of an earlier unit. */
+static struct anvil_rate_slot *rate_own_find(const struct anvil_rate_key *k,
+					     struct anvil_rate_slot **reusable)
+{
+	struct anvil_rate_slot *r = rate_region(anvil_owner), *s;
+	uint64_t w;
+
+	*reusable = NULL;
+	for (int i = 0; i < PROBE_MAX; i++) {
+		s = rate_probe(r, k, i);
+		w = atomic_load_explicit(&s->word, memory_order_relaxed);
+		if (w != 0 && RATE_TAG(w) == k->tag && rate_has_key(s, k))
+			return s;
+		if (*reusable == NULL && (w == 0 || RATE_UNIT(w) != k->unit))
+			*reusable = s;
+		if (w == 0)
+			break;
+	}
+	return NULL;
+}
+
+/* Add one ev for k in our region; our count, or 0 when there is no room. */
+static int rate_own_add(const struct anvil_rate_key *k, enum anvil_event ev)
+{
+	struct anvil_rate_slot *s, *reusable;
+	uint64_t w, c, n;
+
+	if ((s = rate_own_find(k, &reusable)) == NULL) {
+		if ((s = reusable) == NULL)
+			return 0;
+		/* another client's slot of an earlier unit: no reader adds
+		 * it up any more, so it may change under them */
+		for (int j = 0; j < RATE_KEY_WORDS; j++)
+			atomic_store_explicit(&s->key[j], k->key[j], memory_order_relaxed);
+		atomic_store_explicit(&s->counts, 0, memory_order_relaxed);
+	}
+	w = atomic_load_explicit(&s->word, memory_order_relaxed);
+	c = atomic_load_explicit(&s->counts, memory_order_relaxed);
+	if (w != RATE_WORD(k->tag, k->unit))
+		c = 0;			/* a new unit starts at 0 */
+	n = (c >> RATE_SHIFT(ev)) & RATE_COUNT_MAX;
+	if (n < RATE_COUNT_MAX)
+		c += 1ULL << RATE_SHIFT(ev);
+	atomic_store_explicit(&s->counts, c, memory_order_release);
+	atomic_store_explicit(&s->word, RATE_WORD(k->tag, k->unit),
+			      memory_order_release);
+	return (int)((c >> RATE_SHIFT(ev)) & RATE_COUNT_MAX);
+}
+
+int anvil_rate(const char *service, const char *addr, enum anvil_event ev,
+	       long long unit)
+{
+	struct anvil_rate_key k;
+	uint64_t bits;
+	int total;
+
+	if (anvil_table == NULL || anvil_owner < 0 || ev < 0 || ev >= ANVIL_EV_COUNT)
+		return 1;
+	make_rate_key(service ? service : "", addr, unit, &k);
+	if ((total = rate_own_add(&k, ev)) == 0) {
+		warn_full("rate", addr);
+		return 1;
+	}
+	for (int o = 0; o < ANVIL_MAX_OWNERS; o++) {
+		bits = atomic_load(&anvil_table->active[o / 64]);
+		if (o != anvil_owner && (bits & (1ULL << (o % 64))))
+			total += rate_in(o, &k, ev);
+	}
+	return total;
 }

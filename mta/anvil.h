@@ -1,8 +1,10 @@
 /*
- * anvil.h - connection counts per client, shared by all workers.
+ * anvil.h - connection counts and event rates per client, shared by all
+ * workers.
  *
  * Postfix's anvil server keeps per-client counters for
- * smtpd_client_connection_count_limit; sluice keeps them in a small
+ * smtpd_client_connection_count_limit and the per-time-unit rates
+ * (smtpd_client_auth_rate_limit, ...); sluice keeps them in a small
  * shared-memory table that the master maps before forking workers, updated
  * with atomic operations, so a limit holds across workers and reloads.
  */
@@ -27,5 +29,22 @@ void anvil_release(int owner);
  * from one thread per process (the event loop). */
 int anvil_connect(const char *addr);
 void anvil_disconnect(const char *addr);
+
+/* The events counted per (service, client) and time unit, as Postfix's
+ * anvil counts them. */
+enum anvil_event {
+	ANVIL_EV_CONN,			/* smtpd_client_connection_rate_limit */
+	ANVIL_EV_MAIL,			/* smtpd_client_message_rate_limit */
+	ANVIL_EV_RCPT,			/* smtpd_client_recipient_rate_limit */
+	ANVIL_EV_AUTH,			/* smtpd_client_auth_rate_limit */
+	ANVIL_EV_COUNT
+};
+
+/* Count one `ev` from addr on `service` in the current time unit of
+ * `unit` seconds (anvil_rate_time_unit); returns how many such events
+ * all workers counted in this unit, this one included.  Without a table
+ * (or with no room) it returns 1: the limits fail open. */
+int anvil_rate(const char *service, const char *addr, enum anvil_event ev,
+	       long long unit);
 
 #endif

@@ -15,6 +15,12 @@
  *	             text/rfc822-headers (its headers only)
  *	--boundary--
  *
+ * Diagnostic-Code is the caller's, or, for a recipient that a next hop
+ * answered, Postfix's "smtp; <the reply>" taken from the reason ("250
+ * 2.0.0 Ok", or the reply after "host X[ip] said: " without "(in reply
+ * to ... command)"), with Remote-MTA from relay= or else from that "host
+ * X"; otherwise "X-Sluice; <reason>".
+ *
  * With SMTPUTF8 the parts are message/global-delivery-status and
  * message/global(-headers) (RFC 6533).  The text is built in a memory
  * stream and poured into the queue file part by part; the original is
@@ -444,14 +450,41 @@ static const char *status_code(const struct notice_fmt *f, const char *dsn)
 	return def[f->bn->kind];
 }
 
+/* Is relay= a next hop (Remote-MTA), not "none" or "local"? */
+static bool remote_relay(const char *relay)
+{
+	return relay != NULL && *relay && strcmp(relay, "none") != 0
+		&& strcmp(relay, "local") != 0;
+}
+
+/* A reply of a next hop in a reason: the reason itself ("250 2.0.0 Ok",
+ * a success) or after "host X said: ", without the "(in reply to ...
+ * command)" that follows; *len its length.  NULL when there is none. */
+static const char *reply_in(const char *reason, int *len)
+{
+	const char *p = reason, *said, *tail;
+
+	if (!(p[0] >= '2' && p[0] <= '5' && digits(p, ' ') == p + 4)) {
+		if ((said = strstr(reason, " said: ")) != NULL)
+			p = said + 7;
+		else if ((said = strstr(reason, " refused to talk to me: ")) != NULL)
+			p = said + 25;
+	}
+	if (!(p[0] == '2' || p[0] == '4' || p[0] == '5')
+	    || (digits(p, ' ') != p + 4 && digits(p, '-') != p + 4))
+		return NULL;
+	tail = strstr(p, " (in reply to ");
+	*len = tail ? (int)(tail - p) : (int)strlen(p);
+	return p;
+}
+
 /* Remote-MTA's name from relay= "host[addr]:port": host, or [addr]. */
 static void put_remote_mta(FILE *fp, const struct notice_fmt *f,
 			   const char *relay)
 {
 	size_t len;
 
-	if (relay == NULL || !*relay || strcmp(relay, "none") == 0
-	    || strcmp(relay, "local") == 0)
+	if (!remote_relay(relay))
 		return;
 	len = strcspn(relay, "[");
 	if (len == 0)
@@ -464,8 +497,10 @@ static void put_rcpt_fields(FILE *fp, const struct notice_fmt *f,
 {
 	const char *reason = r->reason && *r->reason ? r->reason
 		: default_reason(f->bn->kind);
+	const char *reply, *remote;
 	long long life;
 	char date[64];
+	int rlen;
 
 	fputc('\n', fp);
 	put_field(fp, f->utf8, "Final-Recipient", "%s; %s",
@@ -477,9 +512,15 @@ static void put_rcpt_fields(FILE *fp, const struct notice_fmt *f,
 			  addr_type(f, r->orig_addr), r->orig_addr);
 	put_field(fp, f->utf8, "Action", "%s", action_name(f, r));
 	put_field(fp, f->utf8, "Status", "%s", status_code(f, r->dsn));
-	put_remote_mta(fp, f, r->relay);
+	remote = remote_relay(r->relay) ? r->relay
+		: strncmp(reason, "host ", 5) == 0 && reply_in(reason, &rlen)
+		? reason + 5 : NULL;    /* "host X[ip] said: ..." */
+	put_remote_mta(fp, f, remote);
 	if (r->diag && strchr(r->diag, ';'))
 		put_field(fp, f->utf8, "Diagnostic-Code", "%s", r->diag);
+	else if (remote && (reply = reply_in(reason, &rlen)))
+		put_field(fp, f->utf8, "Diagnostic-Code", "smtp; %.*s", rlen,
+			  reply);       /* Postfix's for a next hop's reply */
 	else
 		put_field(fp, f->utf8, "Diagnostic-Code", "%s; %s",
 			  BOUNCE_DIAG_TYPE, reason);

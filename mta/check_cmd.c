@@ -18,8 +18,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_warnings.h"
 #include "commands.h"
 #include "config.h"
+#include "milter.h"
+#include "plugin_names.h"
+#include "tls_server.h"
+#include "sasl_server.h"
 
 struct place {
 	const char *file;       /* where the parameter is set, else main.cf */
@@ -128,7 +133,7 @@ static void check_plugin_dir(struct diag *d, const struct config *c,
 		"point plugin_directory at the directory holding the plugins (NAME.so)";
 	struct place p = where(c, "plugin_directory", main_path);
 	const char *dir = cfg_str(c, "plugin_directory");
-	char **plugins = cfg_list(c, "sluice_plugins");
+	char **plugins = plugin_names(c);
 	bool used = plugins[0] != NULL;
 
 	cfg_list_free(plugins);
@@ -271,6 +276,10 @@ int cmd_check(const char *config_dir, int argc, char **argv)
 		check_plugin_dir(&d, sc->main, main_path);
 		check_maillog(&d, sc->main, main_path);
 		check_mail_owner(&d, sc->main, main_path);
+		check_warnings(&d, sc, main_path);
+		tls_server_check(&d, sc, main_path);   /* certificates, keys */
+		sasl_check(&d, sc, main_path, DIAG_ERROR);
+		milter_check(&d, sc, main_path);       /* smtpd_milters, ... */
 	}
 	config_free(sc);
 	sort_diags(&d, main_path, master_path);

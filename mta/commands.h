@@ -17,5 +17,7 @@ int cmd_conf(const char *config_dir, int argc, char **argv);     /* conf_cmd.c *
 int cmd_version(const char *config_dir, int argc, char **argv);  /* version_cmd.c */
 int cmd_map(const char *config_dir, int argc, char **argv);      /* map_cmd.c */
 int cmd_queue(const char *config_dir, int argc, char **argv);    /* queue_cmd.c */
+int cmd_explain(const char *config_dir, int argc, char **argv);  /* explain_cmd.c */
+int cmd_tls(const char *config_dir, int argc, char **argv);      /* tls_cmd.c */
 
 #endif

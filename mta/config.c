@@ -54,6 +54,8 @@
 #include "config.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "restriction.h"
+#include "plugin_names.h"
 
 #define SHOW_MAX	60		/* how much of a bad value to quote */
 
@@ -765,8 +767,6 @@ static void register_plugins(struct loader *ld)
 	struct config *pre;
 	char **names;
 
-	if (set == NULL)
-		return;
 	diag_init(&quiet);
 	ld->prelim = true;
 	ld->d = &quiet;
@@ -776,10 +776,10 @@ static void register_plugins(struct loader *ld)
 	diag_free(&quiet);
 	if (pre == NULL)
 		return;
-	names = config_split_list(cfg_str(pre, "sluice_plugins"));
+	names = plugin_names(pre);     /* sluice_builtin_plugins too */
 	if (names && names[0] &&
 	    plugins_register_params(cfg_str(pre, "plugin_directory"), names,
-				    ld->d, ld->mf.path, set->line) != 0)
+				    ld->d, ld->mf.path, set ? set->line : 0) != 0)
 		ld->plugins_failed = names;
 	else
 		cfg_list_free(names);
@@ -1061,6 +1061,9 @@ struct sluice_config *config_load_flags(const char *config_dir,
 		check_main_names(&ld);
 		sc = assemble(&ld);
 	}
+	/* restriction lists name restrictions, classes and tables */
+	if (sc && !(flags & CONFIG_LENIENT))
+		restriction_config_check(sc, d);
 	loader_free(&ld);
 	if (sc && d->errors > errors && !(flags & CONFIG_BEST_EFFORT)) {
 		config_free(sc);
@@ -1078,6 +1081,7 @@ void config_free(struct sluice_config *sc)
 {
 	if (sc == NULL)
 		return;
+	restriction_config_forget(sc);
 	for (int i = 0; i < sc->nlisteners; i++) {
 		struct listener *l = &sc->listeners[i];
 

@@ -438,6 +438,19 @@ static void finish_var(struct expander *ex, struct cf_var *v, struct sbuf *b)
 	v->state = ST_DONE | (v->state & ST_IN_LOOP);
 }
 
+/* Postfix's "raw" parameters: their $names are the agent's, expanded at
+ * delivery ($user, $recipient... in luser_relay), so the value is kept
+ * as written. */
+static bool raw_param(const char *name)
+{
+	static const char *const raw[] = { "luser_relay", NULL };
+
+	for (int i = 0; raw[i]; i++)
+		if (strcmp(name, raw[i]) == 0)
+			return true;
+	return false;
+}
+
 static const char *expand_var(struct expander *ex, int i)
 {
 	struct cf_var *v = &ex->vs->v[i];
@@ -458,7 +471,10 @@ static const char *expand_var(struct expander *ex, int i)
 	}
 	v->state = ST_BUSY;
 	ex->stack[ex->depth++] = i;
-	expand_text(ex, i, v->raw, v->raw + strlen(v->raw), &b);
+	if (raw_param(v->name))
+		sb_add(&b, v->raw, strlen(v->raw));
+	else
+		expand_text(ex, i, v->raw, v->raw + strlen(v->raw), &b);
 	ex->depth--;
 	finish_var(ex, v, &b);
 	return v->value;

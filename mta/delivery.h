@@ -35,6 +35,12 @@ struct delivery_rcpt {
 	int status;                 /* 0 not tried, 2 delivered, 4 deferred, 5 bounced */
 	char dsn[16];               /* "2.0.0", "4.4.1", "5.1.1" */
 	char *text;                 /* "250 2.0.0 Ok: queued as X" or a reason (malloc'ed) */
+	/* DSN success, set by the smtp/lmtp agent as Postfix's
+	 * smtp_rcpt_done(): the next hop announced DSN and was given the
+	 * NOTIFY, so no success notice comes from here (notify_passed); a
+	 * success notice says Action: relayed, not delivered (relayed) */
+	bool notify_passed;
+	bool relayed;
 };
 
 struct delivery_request {

@@ -12,11 +12,16 @@
  * MX lookups (dns_lookup_mx) parse the answer with ares_parse_mx_reply,
  * keep at most DNS_MAX_MX records, sort them by preference (stable) and
  * report RFC 7505's null MX on its own, so the SMTP client can bounce.
+ *
+ * Lookups by record type (dns_lookup_rr: A, AAAA, NS, TXT) keep at most
+ * DNS_MAX_RR records of an answer, in the server's order, and hand them
+ * over as strings.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -30,11 +35,14 @@
 
 #define DNS_MAX_SOCKETS 16
 #define DNS_MAX_MX 64           /* MX records kept from one answer */
+#define DNS_MAX_RR 64           /* records kept by dns_lookup_rr */
 
 struct dns_req {
 	dns_name_fn name_fn;
 	dns_addrs_fn addrs_fn;
 	dns_mx_fn mx_fn;
+	dns_strs_fn strs_fn;
+	enum dns_rr_type rr_type;
 	void *arg;
 	bool cancelled;
 	bool submitting;        /* inside ares_*(): completion may come now */
@@ -350,8 +358,202 @@ struct dns_req *dns_lookup_mx(const char *domain, dns_mx_fn fn, void *arg)
 	return req_submitted(r);
 }
 
+/* ---- records by type ---- */
+
+/* The strings of an answer, built for the callback and freed after it. */
+struct dns_strs {
+	char *v[DNS_MAX_RR];
+	int n;
+};
+
+static void strs_add(struct dns_strs *out, const char *s, size_t len)
+{
+	char *c;
+
+	if (out->n >= DNS_MAX_RR)
+		return;
+	if ((c = strndup(s, len)) == NULL)
+		msg_fatal("out of memory");
+	out->v[out->n++] = c;
+}
+
+static void strs_free(struct dns_strs *out)
+{
+	for (int i = 0; i < out->n; i++)
+		free(out->v[i]);
+	out->n = 0;
+}
+
+static int parse_a(unsigned char *abuf, int alen, struct dns_strs *out)
+{
+	struct ares_addrttl a[DNS_MAX_RR];
+	int n = DNS_MAX_RR, rc = ares_parse_a_reply(abuf, alen, NULL, a, &n);
+	char text[INET_ADDRSTRLEN];
+
+	for (int i = 0; rc == ARES_SUCCESS && i < n; i++)
+		if (inet_ntop(AF_INET, &a[i].ipaddr, text, sizeof text))
+			strs_add(out, text, strlen(text));
+	return rc;
+}
+
+static int parse_aaaa(unsigned char *abuf, int alen, struct dns_strs *out)
+{
+	struct ares_addr6ttl a[DNS_MAX_RR];
+	int n = DNS_MAX_RR, rc = ares_parse_aaaa_reply(abuf, alen, NULL, a, &n);
+	char text[INET6_ADDRSTRLEN];
+
+	for (int i = 0; rc == ARES_SUCCESS && i < n; i++)
+		if (inet_ntop(AF_INET6, &a[i].ip6addr, text, sizeof text))
+			strs_add(out, text, strlen(text));
+	return rc;
+}
+
+static int parse_ns(unsigned char *abuf, int alen, struct dns_strs *out)
+{
+	struct hostent *h = NULL;
+	int rc = ares_parse_ns_reply(abuf, alen, &h);
+
+	for (int i = 0; rc == ARES_SUCCESS && h->h_aliases[i]; i++) {
+		size_t len = strlen(h->h_aliases[i]);
+
+		if (len > 1 && h->h_aliases[i][len - 1] == '.')
+			len--;
+		strs_add(out, h->h_aliases[i], len);
+	}
+	if (h)
+		ares_free_hostent(h);
+	return rc;
+}
+
+/* Each TXT record is one string: its character-strings joined. */
+static int parse_txt(unsigned char *abuf, int alen, struct dns_strs *out)
+{
+	struct ares_txt_ext *head = NULL;
+	int rc = ares_parse_txt_reply_ext(abuf, alen, &head);
+
+	for (struct ares_txt_ext *p = head; rc == ARES_SUCCESS && p; p = p->next) {
+		if (p->record_start || out->n == 0) {
+			strs_add(out, (const char *)p->txt, p->length);
+		} else {
+			char *prev = out->v[out->n - 1], *joined;
+
+			if (asprintf(&joined, "%s%.*s", prev, (int)p->length,
+				     (const char *)p->txt) < 0)
+				msg_fatal("out of memory");
+			free(prev);
+			out->v[out->n - 1] = joined;
+		}
+	}
+	if (head)
+		ares_free_data(head);
+	return rc;
+}
+
+static void rr_done(void *arg, int rc, int timeouts, unsigned char *abuf,
+		    int alen)
+{
+	struct dns_req *r = arg;
+	struct dns_strs out = { .n = 0 };
+
+	if (!r->cancelled) {
+		if (rc == ARES_SUCCESS) {
+			switch (r->rr_type) {
+			case DNS_RR_A: rc = parse_a(abuf, alen, &out); break;
+			case DNS_RR_AAAA: rc = parse_aaaa(abuf, alen, &out); break;
+			case DNS_RR_NS: rc = parse_ns(abuf, alen, &out); break;
+			case DNS_RR_TXT: rc = parse_txt(abuf, alen, &out); break;
+			}
+			if (rc == ARES_SUCCESS && out.n == 0)
+				rc = ARES_ENODATA;
+		}
+		r->strs_fn(r->arg, status_of(rc), out.v, out.n);
+		strs_free(&out);
+	}
+	req_finished(r);
+}
+
+struct dns_req *dns_lookup_rr(const char *name, enum dns_rr_type type,
+			      dns_strs_fn fn, void *arg)
+{
+	static const int qtype[] = {
+		[DNS_RR_A] = ns_t_a, [DNS_RR_AAAA] = ns_t_aaaa,
+		[DNS_RR_NS] = ns_t_ns, [DNS_RR_TXT] = ns_t_txt,
+	};
+	struct dns_req *r;
+
+	if (!R.started) {
+		msg_warn("dns: lookup of %s before the resolver started", name);
+		fn(arg, DNS_TEMPFAIL, NULL, 0);
+		return NULL;
+	}
+	r = new_req(arg);
+	r->strs_fn = fn;
+	r->rr_type = type;
+	r->submitting = true;
+	ares_query(R.channel, name, ns_c_in, qtype[type], rr_done, r);
+	return req_submitted(r);
+}
+
 void dns_cancel(struct dns_req *req)
 {
 	if (req)
 		req->cancelled = true;
+}
+
+/* ---- PTR from DNS only (the restrictions' second look at a client) ---- */
+
+static void ptr_query_done(void *arg, int rc, int timeouts, unsigned char *abuf,
+			   int alen)
+{
+	struct dns_req *r = arg;
+	struct hostent *h = NULL;
+
+	if (!r->cancelled) {
+		if (rc == ARES_SUCCESS)
+			rc = ares_parse_ptr_reply(abuf, alen, NULL, 0, AF_INET, &h);
+		r->name_fn(r->arg, status_of(rc),
+			   rc == ARES_SUCCESS && h && h->h_name ? h->h_name : NULL);
+	}
+	if (h)
+		ares_free_hostent(h);
+	req_finished(r);
+}
+
+/* "4.3.2.1.in-addr.arpa" or the ip6.arpa nibbles; -1 when not numeric. */
+static int reverse_name(const char *addr, char *name, size_t len)
+{
+	unsigned char b[16];
+	size_t n = 0;
+
+	if (inet_pton(AF_INET, addr, b) == 1) {
+		snprintf(name, len, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, addr, b) != 1 || len < 16 * 4 + 9)
+		return -1;
+	for (int i = 15; i >= 0; i--)
+		n += (size_t)snprintf(name + n, len - n, "%x.%x.", b[i] & 0xf, b[i] >> 4);
+	snprintf(name + n, len - n, "ip6.arpa");
+	return 0;
+}
+
+struct dns_req *dns_lookup_ptr_dns(const char *addr, dns_name_fn fn, void *arg)
+{
+	char name[128];
+	struct dns_req *r;
+
+	if (reverse_name(addr, name, sizeof name) < 0) {
+		fn(arg, DNS_NOTFOUND, NULL);
+		return NULL;
+	}
+	if (!R.started) {
+		msg_warn("dns: lookup of %s before the resolver started", name);
+		fn(arg, DNS_TEMPFAIL, NULL);
+		return NULL;
+	}
+	r = new_req(arg);
+	r->name_fn = fn;
+	r->submitting = true;
+	ares_query(R.channel, name, ns_c_in, ns_t_ptr, ptr_query_done, r);
+	return req_submitted(r);
 }

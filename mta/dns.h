@@ -65,4 +65,24 @@ typedef void (*dns_mx_fn)(void *arg, enum dns_mx_status st,
  * (then NULL is returned), and dns_cancel() forgets it. */
 struct dns_req *dns_lookup_mx(const char *domain, dns_mx_fn fn, void *arg);
 
+/* ---- records by type (plugins' sluice_dns_lookup, the *_ns_access and
+ * *_a_access checks) ---- */
+
+enum dns_rr_type { DNS_RR_A, DNS_RR_AAAA, DNS_RR_NS, DNS_RR_TXT };
+
+/* v: n strings, valid only during the call: addresses in numeric form
+ * (A: IPv4 only, AAAA: IPv6 only), name server names without the
+ * trailing dot (NS), or the text of each TXT record, its strings joined
+ * (TXT).  DNS_NOTFOUND covers both "no such name" and "no records of
+ * that type".  No search list, no /etc/hosts.  Same calling rules as the
+ * lookups above. */
+typedef void (*dns_strs_fn)(void *arg, enum dns_status st, char **v, int n);
+struct dns_req *dns_lookup_rr(const char *name, enum dns_rr_type type,
+			      dns_strs_fn fn, void *arg);
+
+/* PTR of a numeric address from DNS alone (no /etc/hosts), so that a
+ * server failure (DNS_TEMPFAIL) is told from "no name" (DNS_NOTFOUND),
+ * which dns_lookup_ptr() cannot do.  Same calling rules. */
+struct dns_req *dns_lookup_ptr_dns(const char *addr, dns_name_fn fn, void *arg);
+
 #endif

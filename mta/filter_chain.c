@@ -1,7 +1,9 @@
 /*
- * filter_chain.c - run the plugins' hooks of one SMTP stage, in
- * sluice_plugins order, suspending on SLUICE_PENDING and continuing when
- * sluice_resume() arrives.
+ * filter_chain.c - run one SMTP stage's filters: the restriction lists
+ * first (rcheck_stage(); a reject or defer there ends the stage), then
+ * the plugins' hooks in sluice_plugins order, suspending on
+ * SLUICE_PENDING and continuing when sluice_resume() arrives (a resume
+ * for a plugin's waiting *restriction* goes to the engine instead).
  *
  * Promises (the rules are spelled out in filter_chain.h):
  *  - `done` runs exactly once per filter_run_stage(), as the chain's last
@@ -24,8 +26,10 @@
 
 #include "filter_chain.h"
 #include "log.h"
+#include "milter.h"
 #include "plugin_loader.h"
 #include "queue.h"
+#include "restriction_int.h"
 #include "smtp_session.h"
 #include "sluice_plugin.h"
 
@@ -59,6 +63,10 @@ struct filter_run {
 	long long body_off;         /* content offset of the chunk */
 	unsigned char *chunk;
 	size_t chunk_len;
+	/* milters: asked after the plugins, once per stage */
+	struct milter_session *milters;
+	bool milters_ran;           /* this stage's milters were asked */
+	bool milter_reply;          /* the reply in s->reply_* is a milter's */
 };
 
 static struct filter_ctx current = { NULL, -1 };
@@ -160,6 +168,11 @@ static struct filter_run *run_of(struct smtp_session *s)
 	return fr;
 }
 
+struct filter_ctx filter_ctx_for(struct smtp_session *s, int plugin)
+{
+	return (struct filter_ctx){ run_of(s)->anchor, plugin };
+}
+
 int filter_running_stage(const struct smtp_session *s)
 {
 	return s->frun && s->frun->done ? (int)s->frun->stage : -1;
@@ -186,10 +199,27 @@ void **filter_data_slot(struct smtp_session *s, int i)
 
 void filter_clear_reply(struct smtp_session *s)
 {
+	if (s->frun)
+		s->frun->milter_reply = false;
 	s->reply_code = 0;
 	s->reply_dsn[0] = 0;
 	free(s->reply_text);
 	s->reply_text = NULL;
+}
+
+void filter_note_milter_reply(struct smtp_session *s)
+{
+	run_of(s)->milter_reply = true;
+}
+
+bool filter_reply_by_milter(const struct smtp_session *s)
+{
+	return s->frun && s->frun->milter_reply;
+}
+
+struct milter_session *filter_milters(const struct smtp_session *s)
+{
+	return s->frun ? s->frun->milters : NULL;
 }
 
 int filter_wants_content(void)
@@ -465,9 +495,21 @@ static int content_advance(struct smtp_session *s, struct filter_run *fr)
 
 /* ---- the driver ------------------------------------------------------ */
 
+static void milters_done(struct smtp_session *s, int verdict);
+
 static void finish(struct smtp_session *s, struct filter_run *fr, int v)
 {
 	filter_done_fn done = fr->done;
+
+	/* the milters come after the plugins, when nothing decided yet
+	 * (milter.h; the content goes to them at FS_EOM) */
+	if (!fr->milters_ran && fr->stage != FS_CONTENT
+	    && (v == SLUICE_DUNNO || v == SLUICE_OK)
+	    && milter_session_wanted(s)) {
+		fr->milters_ran = true;
+		milter_run_stage(s, &fr->milters, (int)fr->stage, milters_done);
+		return;
+	}
 
 	/* eom edits that leave no recipient drop the message */
 	if (fr->stage == FS_EOM && (v == SLUICE_DUNNO || v == SLUICE_OK)
@@ -483,6 +525,11 @@ static void finish(struct smtp_session *s, struct filter_run *fr, int v)
 	fr->chunk = NULL;
 	fr->chunk_len = 0;
 	done(s, v);             /* last: may start a stage or free s */
+}
+
+static void milters_done(struct smtp_session *s, int verdict)
+{
+	finish(s, s->frun, verdict);
 }
 
 /* Queue file read error in the content stage: defer the message. */
@@ -531,6 +578,28 @@ static void drive(struct smtp_session *s, struct filter_run *fr)
 	}
 }
 
+/* The restriction list(s) a stage asks first (FS_CONTENT: none). */
+static const enum rstage restriction_stage_of[] = {
+	[FS_CONNECT] = RS_CLIENT, [FS_HELO] = RS_HELO, [FS_MAIL] = RS_SENDER,
+	[FS_RCPT] = RS_RECIPIENT, [FS_DATA] = RS_DATA, [FS_CONTENT] = RS__COUNT,
+	[FS_EOM] = RS_END_OF_DATA
+};
+
+/* The restriction engine answered: a reject or defer ends the stage
+ * with its reply (RV_REJECT/RV_DEFER are SLUICE_REJECT/SLUICE_DEFER);
+ * otherwise the plugins' hooks run. */
+static void restrictions_done(struct smtp_session *s, int verdict)
+{
+	struct filter_run *fr = s->frun;
+
+	if (verdict == RV_REJECT || verdict == RV_DEFER) {
+		finish(s, fr, verdict == RV_REJECT ? SLUICE_REJECT : SLUICE_DEFER);
+		return;
+	}
+	filter_clear_reply(s);
+	drive(s, fr);
+}
+
 void filter_run_stage(struct smtp_session *s, enum filter_stage st,
 		      filter_done_fn done)
 {
@@ -544,6 +613,7 @@ void filter_run_stage(struct smtp_session *s, enum filter_stage st,
 	filter_clear_reply(s);
 	fr->stage = st;
 	fr->done = done;
+	fr->milters_ran = false;
 	fr->next = 0;
 	fr->pending = false;
 	fr->part = CP_HEADERS;
@@ -558,7 +628,28 @@ void filter_run_stage(struct smtp_session *s, enum filter_stage st,
 		finish(s, fr, SLUICE_DUNNO);
 		return;
 	}
-	drive(s, fr);
+	if (st == FS_CONTENT) {
+		drive(s, fr);
+		return;
+	}
+	rcheck_stage(s, restriction_stage_of[st], restrictions_done);
+}
+
+void filter_run_milters(struct smtp_session *s, enum filter_stage st,
+			filter_done_fn done)
+{
+	struct filter_run *fr = run_of(s);
+
+	if (fr->done)
+		msg_panic("filter_run_milters: %s stage while the %s stage runs",
+			  stage_names[st], stage_names[fr->stage]);
+	filter_clear_reply(s);
+	fr->stage = st;
+	fr->done = done;
+	fr->milters_ran = false;
+	fr->next = plugin_count();
+	fr->pending = false;
+	finish(s, fr, SLUICE_DUNNO);    /* asks the milters, then `done` */
 }
 
 void filter_resume(struct smtp_session *s, int verdict)
@@ -570,6 +661,10 @@ void filter_resume(struct smtp_session *s, int verdict)
 		msg_warn("plugin %s: sluice_resume() for a session that has "
 			 "closed; ignored (cancel pending work in the close hook)",
 			 plugin_name(current.plugin));
+		return;
+	}
+	if (plugin_restriction_waiting(s)) {
+		plugin_restriction_resume(s, verdict);
 		return;
 	}
 	fr = s->frun;
@@ -624,6 +719,7 @@ void filter_reset(struct smtp_session *s)
 		msg_panic("filter_reset: plugin %s has a hook pending",
 			  plugin_name(fr->cur));
 	call_void_hooks(s, fr, false);
+	milter_abort(fr->milters);
 	filter_clear_reply(s);
 }
 
@@ -634,6 +730,9 @@ void filter_close(struct smtp_session *s)
 
 	fr->closing = true;
 	call_void_hooks(s, fr, true);
+	rcheck_session_free(s);     /* after the close hooks cancelled their work */
+	milter_session_free(fr->milters);   /* SMFIC_QUIT; no callback after */
+	fr->milters = NULL;
 	fr->anchor->closed = true;
 	filter_ctx_release(&mine);      /* the session's own reference */
 	free(fr->chunk);

@@ -2,9 +2,12 @@
  * filter_chain.h - run the filters of one SMTP stage, with suspend/resume.
  *
  * Every stage of a session (connect, helo, mail, rcpt, data, content, eom)
- * asks the same chain: the loaded plugins' hooks in sluice_plugins order
- * (the restriction lists, milters and policy services join this chain in
- * later work).  A hook answering SLUICE_PENDING suspends the chain; its
+ * asks the restriction engine first (restriction.h: the stage's
+ * smtpd_*_restrictions lists; a REJECT or DEFER there ends the stage
+ * with the engine's reply), then the loaded plugins' hooks in
+ * sluice_plugins order, then the session's milters (smtpd_milters,
+ * milter.h: asked once per stage when nothing decided before them; they
+ * get the message content at FS_EOM).  A hook answering SLUICE_PENDING suspends the chain; its
  * sluice_resume() continues it.  `done` is called exactly once with the
  * final verdict, possibly before filter_run_stage() returns (no hook
  * pending), so callers are written in continuation style.  Calling `done`
@@ -62,8 +65,11 @@
 #ifndef SLUICE_FILTER_CHAIN_H
 #define SLUICE_FILTER_CHAIN_H
 
+#include <stdbool.h>
+
 struct smtp_session;
 struct event_base;
+struct milter_session;
 
 enum filter_stage {
 	FS_CONNECT, FS_HELO, FS_MAIL, FS_RCPT, FS_DATA,
@@ -75,6 +81,12 @@ typedef void (*filter_done_fn)(struct smtp_session *s, int verdict);
 
 void filter_run_stage(struct smtp_session *s, enum filter_stage st,
 		      filter_done_fn done);
+/* The milters of a stage alone, without restrictions or plugins: mail
+ * that did not come by SMTP (non_smtpd_milters, pickup_milter.c), on a
+ * session made for it (s->listener NULL).  Same contract as
+ * filter_run_stage(). */
+void filter_run_milters(struct smtp_session *s, enum filter_stage st,
+			filter_done_fn done);
 /* Continue a suspended chain (called by sluice_resume). */
 void filter_resume(struct smtp_session *s, int verdict);
 /* Transaction reset (RSET, new MAIL, end of message): reset hooks. */
@@ -83,6 +95,12 @@ void filter_reset(struct smtp_session *s);
 void filter_close(struct smtp_session *s);
 /* Forget a filter reply (before the next stage). */
 void filter_clear_reply(struct smtp_session *s);
+/* The reply in s->reply_* came from a milter: logged as "milter-reject"
+ * (smtp_log.c).  filter_clear_reply() forgets it. */
+void filter_note_milter_reply(struct smtp_session *s);
+bool filter_reply_by_milter(const struct smtp_session *s);
+/* The session's milters (NULL before the first stage that asks them). */
+struct milter_session *filter_milters(const struct smtp_session *s);
 /* True when any loaded plugin has a header/eoh/body hook (then the session
  * keeps parsed headers and FS_CONTENT has work to do). */
 int filter_wants_content(void);
@@ -127,6 +145,9 @@ void filter_ctx_release(struct filter_ctx *c);
 /* Run code in c; pass the result to filter_ctx_leave() afterwards. */
 struct filter_ctx filter_ctx_enter(struct filter_ctx c);
 void filter_ctx_leave(struct filter_ctx previous);
+/* The context of plugin `plugin` running for session s (a plugin's
+ * restriction, plugin_api_restrict.c). */
+struct filter_ctx filter_ctx_for(struct smtp_session *s, int plugin);
 /* The live session of a context; NULL for none or a closed one. */
 struct smtp_session *filter_ctx_session(struct filter_ctx c);
 

@@ -21,7 +21,8 @@ void inet_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len,
 		const struct sockaddr_in *in = (const void *)sa;
 
 		inet_ntop(AF_INET, &in->sin_addr, buf, len);
-		*port = ntohs(in->sin_port);
+		if (port)
+			*port = ntohs(in->sin_port);
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const void *)sa;
 
@@ -29,10 +30,12 @@ void inet_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len,
 			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], buf, len);
 		else
 			inet_ntop(AF_INET6, &in6->sin6_addr, buf, len);
-		*port = ntohs(in6->sin6_port);
+		if (port)
+			*port = ntohs(in6->sin6_port);
 	} else {
 		snprintf(buf, len, "unknown");
-		*port = 0;
+		if (port)
+			*port = 0;
 	}
 }
 

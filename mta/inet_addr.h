@@ -16,7 +16,7 @@
 struct config;
 
 /* Numeric text of a socket address (IPv4-mapped IPv6 shown as IPv4),
- * and its port. */
+ * and its port (port may be NULL). */
 void inet_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len,
 			int *port);
 /* Does `addr` match one "net/len", "[v6net]/len" or address pattern? */

@@ -22,7 +22,10 @@
  *
  * A child runs with RLIMIT_FSIZE at mailbox_size_limit (as Postfix's
  * local does, for mailboxes, files and commands alike), SIGXFSZ ignored
- * so a write past it fails with EFBIG: 5.2.2 mailbox full.
+ * so a write past it fails with EFBIG: 5.2.2 mailbox full.  A
+ * mailbox_size_limit below message_size_limit (or with message_size_limit
+ * 0) is Postfix's "main.cf configuration error": everything defers
+ * (4.3.5) with a warning, instead of local(8) refusing to start.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -78,6 +81,18 @@ bool local_domain(const struct config *cfg, const char *domain)
 			&& strncasecmp(v[i], domain, n) == 0;
 	cfg_list_free(v);
 	return yes;
+}
+
+bool local_size_misconfigured(const struct config *cfg, const char *param)
+{
+	long long box = cfg_size(cfg, param);
+	long long msg = cfg_size(cfg, "message_size_limit");
+
+	if (box == 0 || (msg != 0 && box >= msg))
+		return false;
+	msg_warn("main.cf configuration error: %s is smaller than %s", param,
+		 "message_size_limit");
+	return true;
 }
 
 const struct lbox_params lbox_local = {
@@ -311,6 +326,11 @@ void local_deliver(struct event_base *base, struct delivery_request *req,
 	*j = (struct ljob){ .base = base, .req = req, .done = done, .arg = arg };
 	gettimeofday(&req->t_conn, NULL);
 	snprintf(req->relay, sizeof req->relay, "local");
+	if (local_size_misconfigured(req->cfg, "mailbox_size_limit")) {
+		delivery_set_rest(req, 4, "4.3.5", "mail system configuration error");
+		lagent_later(base, finish, j);
+		return;
+	}
 	if ((j->seen_dt = lcopy_delivered_to(&m)) == NULL) {
 		delivery_set_rest(req, 4, "4.3.0", "cannot read the queued message: %s",
 				  strerror(errno));

@@ -235,6 +235,14 @@ bool local_domain(const struct config *cfg, const char *domain);
 bool ldeliv_looped(const struct ldeliv *d, char *const *seen_dt);
 /* The mailbox settings of d's agent (d->box, or lbox_local). */
 const struct lbox_params *ldeliv_box(const struct ldeliv *d);
+/* Postfix's start-up check of local(8) and virtual(8): a mailbox size
+ * limit `param` (mailbox_size_limit, virtual_mailbox_limit) that is set
+ * but below message_size_limit, or set while message_size_limit is 0,
+ * lets in mail that can never be delivered.  true, with the warning
+ * "main.cf configuration error: PARAM is smaller than
+ * message_size_limit", when that is so; the agent then defers everything
+ * (4.3.5) instead of exiting as Postfix's does. */
+bool local_size_misconfigured(const struct config *cfg, const char *param);
 /* In a delivery child: RLIMIT_FSIZE at `limit` bytes (0: none), SIGXFSZ
  * ignored, so that a write past it fails with EFBIG (5.2.2). */
 void local_child_limits(long long limit);

@@ -14,6 +14,18 @@
  *     a trailing "/" is a maildir), or mail_spool_directory/user (mbox).
  * Mail for root is written with default_privs' ids, never as root.
  *
+ * A user passwd does not know is, as in Postfix's local(8):
+ *   - sent on to luser_relay when it is set, after local(8)'s $name
+ *     expansion ($user, $local, $mailbox, $recipient, $extension,
+ *     $domain, $recipient_delimiter, $home and $shell - empty here -,
+ *     ${name?text}, ${name:text}, $$): the address goes back to the
+ *     parent, which queues a copy like a .forward's ("forwarded as ID");
+ *     a relay that comes back to an unknown user meets its own
+ *     Delivered-To: header and bounces as a loop;
+ *   - else, for postmaster and mailer-daemon, discarded with the warning
+ *     "required alias not found" (2.0.0, Postfix's);
+ *   - else bounced: 5.1.1 unknown user.
+ *
  * Every delivery made writes its result line to the parent; a failure to
  * read a .forward file that exists defers the mail rather than putting it
  * in a mailbox the user asked not to use.
@@ -397,6 +409,164 @@ static int try_forward(struct fwd *f, bool top)
 	return 1;
 }
 
+/* ---- a user passwd does not know ---- */
+
+struct lexp {
+	const struct ldeliv *d;
+	const char *user;
+	char delim[2];
+};
+
+/* The value of one of local(8)'s $names, or NULL for an unknown name. */
+static const char *lexp_value(const struct lexp *x, const char *name, size_t n)
+{
+	static const char *const names[] = {
+		"user", "local", "mailbox", "recipient", "extension", "domain",
+		"recipient_delimiter", "home", "shell", NULL
+	};
+	int i;
+
+	for (i = 0; names[i]; i++)
+		if (strlen(names[i]) == n && strncmp(names[i], name, n) == 0)
+			break;
+	switch (i) {
+	case 0: return x->user;
+	case 1: case 2: return x->d->local;
+	case 3: return x->d->rcpt;
+	case 4: return x->d->extension;
+	case 5: return x->d->domain;
+	case 6: return x->delim;
+	case 7: case 8: return "";
+	default: return NULL;
+	}
+}
+
+struct obuf {
+	char *p;
+	size_t n, cap;
+	bool over;
+};
+
+static void ob_add(struct obuf *b, const char *s, size_t n)
+{
+	if (b->n + n >= b->cap) {
+		b->over = true;
+		return;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = 0;
+}
+
+static bool lexp_text(const struct lexp *x, const char *s, const char *end,
+		      struct obuf *out, int depth);
+
+/* One $ reference at s (after the '$'); the first byte after it, or
+ * NULL on a syntax error. */
+static const char *lexp_ref(const struct lexp *x, const char *s,
+			    const char *end, struct obuf *out, int depth)
+{
+	const char *name, *val, *text = NULL, *tend = NULL;
+	char close = 0, op = 0;
+	size_t n;
+
+	if (s < end && *s == '$') {
+		ob_add(out, "$", 1);
+		return s + 1;
+	}
+	if (s < end && (*s == '{' || *s == '(')) {
+		close = *s == '{' ? '}' : ')';
+		s++;
+	}
+	for (name = s; s < end && (isalnum((unsigned char)*s) || *s == '_'); s++)
+		;
+	if ((n = (size_t)(s - name)) == 0)
+		return NULL;
+	if (close) {
+		int level = 1;
+
+		if (s < end && (*s == '?' || *s == ':'))
+			op = *s++;
+		else if (s >= end || *s != close)
+			return NULL;
+		for (text = s; s < end; s++) {
+			if (*s == (close == '}' ? '{' : '('))
+				level++;
+			else if (*s == close && --level == 0)
+				break;
+		}
+		if (s >= end)
+			return NULL;
+		tend = s++;
+	}
+	if ((val = lexp_value(x, name, n)) == NULL)
+		val = "";               /* unknown: empty, as mac_expand() */
+	if (op == 0)
+		ob_add(out, val, strlen(val));
+	else if ((op == '?') == (*val != 0)
+		 && !lexp_text(x, text, tend, out, depth + 1))
+		return NULL;
+	return s;
+}
+
+static bool lexp_text(const struct lexp *x, const char *s, const char *end,
+		      struct obuf *out, int depth)
+{
+	if (depth > LOCAL_EXPAND_DEPTH)
+		return false;
+	while (s < end) {
+		const char *dollar = memchr(s, '$', (size_t)(end - s));
+
+		if (dollar == NULL) {
+			ob_add(out, s, (size_t)(end - s));
+			break;
+		}
+		ob_add(out, s, (size_t)(dollar - s));
+		if ((s = lexp_ref(x, dollar + 1, end, out, depth)) == NULL)
+			return false;
+	}
+	return !out->over;
+}
+
+/* luser_relay, or else the required aliases, or else the bounce. */
+static void unknown_user(const struct ldeliv *d, const char *user)
+{
+	const char *relay = cfg_str(d->cfg, "luser_relay");
+	struct lexp x = { .d = d, .user = user };
+	struct local_result res;
+	char addr[1024];
+	struct obuf out = { addr, 0, sizeof addr, false };
+	const char *a;
+
+	addr[0] = 0;
+	if (*relay) {
+		x.delim[0] = d->extension[0] ? d->local[strlen(d->user)] : 0;
+		if (!lexp_text(&x, relay, relay + strlen(relay), &out, 0)) {
+			lres_set(&res, 4, "4.3.5", "bad luser_relay value \"%.200s\"",
+				 relay);
+		} else {
+			for (a = addr; *a == ' ' || *a == '\t'; a++)
+				;
+			while (out.n > 0 && (addr[out.n - 1] == ' '
+					     || addr[out.n - 1] == '\t'))
+				addr[--out.n] = 0;
+			if (sane_address(a)) {
+				lres_write_forward(d->out_fd, a);
+				return;
+			}
+			lres_set(&res, 4, "4.3.5", "luser_relay for \"%s\" expands to a bad address \"%.200s\"",
+				 user, a);
+		}
+	} else if (strcasecmp(user, "postmaster") == 0
+		   || strcasecmp(user, "mailer-daemon") == 0) {
+		msg_warn("required alias not found: %s", user);
+		lres_set(&res, 2, "2.0.0", "discarded");
+	} else {
+		lres_set(&res, 5, "5.1.1", "unknown user: \"%s\"", user);
+	}
+	lres_write(d->out_fd, &res);
+}
+
 /* ---- a user ---- */
 
 void luser_deliver(const struct ldeliv *d, const struct ltarget *t)
@@ -407,11 +577,12 @@ void luser_deliver(const struct ldeliv *d, const struct ltarget *t)
 	int rc;
 
 	if ((rc = lpriv_lookup(t->value, &owner)) <= 0) {
-		if (rc < 0)
-			lres_set(&res, 4, "4.3.0", "cannot look up user \"%s\": %s",
-				 t->value, strerror(errno));
-		else
-			lres_set(&res, 5, "5.1.1", "unknown user: \"%s\"", t->value);
+		if (rc == 0) {
+			unknown_user(d, t->value);
+			return;
+		}
+		lres_set(&res, 4, "4.3.0", "cannot look up user \"%s\": %s",
+			 t->value, strerror(errno));
 		lres_write(d->out_fd, &res);
 		return;
 	}

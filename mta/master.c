@@ -50,6 +50,8 @@
 #include "master.h"
 #include "queue.h"
 #include "version.h"
+#include "sasl_server.h"
+#include "tls_server.h"
 
 #define STOP_GRACE_SECS	10
 #define ANVIL_SLOTS	4096	/* distinct clients per worker */
@@ -159,6 +161,18 @@ static struct sluice_config *load_config(const char *dir, bool reloading)
 
 	diag_init(&d);
 	sc = config_load(dir, &d);
+	if (sc && !reloading)   /* a SASL backend out of reach: say so now */
+		sasl_check(&d, sc, NULL, DIAG_WARNING);
+	if (sc != NULL) {       /* certificates and keys (tls_server.c) */
+		char *main_path = cf_display_path(dir, "main.cf");
+
+		tls_server_check(&d, sc, main_path);
+		free(main_path);
+		if (d.errors > 0) {
+			config_free(sc);
+			sc = NULL;
+		}
+	}
 	if (reloading)
 		log_diagnostics(&d);
 	else

@@ -188,9 +188,25 @@ static int by_name(const void *a, const void *b)
 extern const struct param_def params_maps[], params_smtp_client[],
 	params_local[], params_qmgr[], params_route[], params_bounce[],
 	params_tools[];
+extern const struct param_def params_plugins[];
+extern const struct param_def params_restriction_lookups[];
+extern const struct param_def params_restrictions[];
+extern const struct param_def params_check[];	/* check_warnings.c */
+extern const struct param_def params_smtp_tls[];	/* params_smtp_tls.c */
+extern const struct param_def params_sasl[];	/* SMTP AUTH */
+extern const struct param_def params_milter[];	/* params_milter.c */
+extern const struct param_def params_policy[];	/* params_policy.c */
+extern const struct param_def params_tls[];	/* params_tls.c: server TLS */
+extern const struct param_def params_anvil[];	/* smtp_anvil.c: rate limits */
 static const struct param_def *const subsystem_params[] = {
+	params_plugins,
+	params_restriction_lookups,
+	params_restrictions,
 	params_maps, params_smtp_client, params_local, params_qmgr,
-	params_route, params_bounce, params_tools, NULL
+	params_route, params_bounce, params_tools, params_check,
+	params_smtp_tls,
+	params_milter, params_policy, params_sasl, params_tls,
+	params_anvil, NULL
 };
 
 static void registry_add_table(const struct param_def *table, size_t n)

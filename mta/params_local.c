@@ -30,6 +30,8 @@ const struct param_def params_local[] = {
 	  "The mailbox under the home directory (\"Maildir/\" with a trailing slash is a maildir); empty: mail_spool_directory.", NULL },
 	{ "local_command_shell", PT_STRING, "",
 	  "The shell, with its options, that runs |command destinations (empty: /bin/sh -c).", NULL },
+	{ "luser_relay", PT_STRING, "",
+	  "Where local delivery sends mail for users passwd does not know, after $user, $local, $recipient, $extension, $domain, $recipient_delimiter, ${name?text} and ${name:text} expansion (empty: bounce).", NULL },
 	{ "mail_spool_directory", PT_STRING, "/var/mail",
 	  "Where mbox mailboxes named after the users are, when home_mailbox is empty.", NULL },
 	{ "mailbox_delivery_lock", PT_LIST, "fcntl, dotlock",

@@ -12,6 +12,10 @@
 #define P(name, type, def, desc) { name, type, def, desc, NULL }
 
 const struct param_def params_smtp_client[] = {
+	P("disable_mime_output_conversion", PT_BOOL, "no",
+	  "Never convert 8-bit mail to 7-bit quoted-printable for an SMTP server that does not announce 8BITMIME (the 8-bit content is then sent as it is)."),
+	P("lmtp_assume_final", PT_BOOL, "no",
+	  "When an LMTP server does not announce DSN, report a NOTIFY=SUCCESS recipient as \"delivered\" instead of \"relayed\"."),
 	P("lmtp_connect_timeout", PT_TIME, "0s",
 	  "The LMTP client's time limit for completing a TCP connection (0: the operating system's)."),
 	P("lmtp_connection_cache_on_demand", PT_BOOL, "yes",

@@ -32,6 +32,7 @@
 #include "maildrop.h"
 #include "pickup.h"
 #include "pickup_internal.h"
+#include "plugins/sluice_plugin.h"
 #include "qmgr_trigger.h"
 #include "queue.h"
 
@@ -255,6 +256,32 @@ static struct pickup_job *new_job(const char *queue_dir, const char *name,
 	return j;
 }
 
+/* The non_smtpd_milters have answered (pickup_milter.c). */
+static void milters_done(void *arg, struct queue_file *qf,
+			 struct queue_envelope *env, int verdict)
+{
+	struct pickup_job *j = arg;
+
+	if (verdict == SLUICE_DUNNO || verdict == SLUICE_OK) {
+		queue_commit(qf, env, commit_done, j);
+		queue_envelope_free(env);
+		return;
+	}
+	queue_abort(qf);
+	queue_envelope_free(env);
+	if (verdict == SLUICE_DEFER) {
+		msg_info("%s/%s: milter said try again later; it stays for "
+			 "another try", MAILDROP_DIR, j->name);
+	} else if (unlink(j->md_path) < 0 && errno != ENOENT) {
+		msg_error("cannot remove %s: %m; it will not be taken again "
+			  "until a restart", j->md_path);
+		job_free(j);
+		return;
+	}
+	flight_remove(j->name);
+	job_free(j);
+}
+
 /* Copy the checked message into a new queue file and commit it.  0, or
  * -1 (logged; the maildrop file stays for another try). */
 static int enqueue(const struct config *c, const char *queue_dir,
@@ -284,6 +311,8 @@ static int enqueue(const struct config *c, const char *queue_dir,
 	msg_info("%s: uid=%ld from=<%s>", j->id, pc.uid, env.sender);
 	if (env.message_id != NULL)
 		msg_info("%s: message-id=%s", j->id, env.message_id);
+	if (pickup_milter_run(c, qf, &env, milters_done, j) == 0)
+		return 0;       /* the milters have it now */
 	queue_commit(qf, &env, commit_done, j);
 	queue_envelope_free(&env);
 	return 0;

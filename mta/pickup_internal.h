@@ -29,4 +29,17 @@ struct pickup_content {
  * 0, or -1 with errno. */
 int pickup_copy(struct queue_file *qf, struct pickup_content *pc);
 
+/* non_smtpd_milters (pickup_milter.c).  When the list is set (and the
+ * process has an event loop), the message in qf goes through the milters
+ * and `done` gets qf and the envelope back (both its to commit or abort,
+ * the envelope to free) with SLUICE_DUNNO (commit), SLUICE_REJECT or
+ * SLUICE_DISCARD (drop) or SLUICE_DEFER (try again later); returns 0.
+ * Returns -1, taking nothing, when there are no milters to ask. */
+struct queue_envelope;
+typedef void (*pickup_milter_fn)(void *ctx, struct queue_file *qf,
+				 struct queue_envelope *env, int verdict);
+int pickup_milter_run(const struct config *c, struct queue_file *qf,
+		      struct queue_envelope *env, pickup_milter_fn done,
+		      void *ctx);
+
 #endif

@@ -45,6 +45,7 @@
 #include "config.h"
 #include "delivery_client.h"
 #include "dns.h"
+#include "filter_chain.h"
 #include "jobpool.h"
 #include "log.h"
 #include "maildrop.h"
@@ -143,6 +144,7 @@ static void start_services(struct qmgr *q, const struct qmgr_args *a)
 		msg_fatal("libevent: no thread support");
 	if ((q->base = event_base_new()) == NULL)
 		msg_fatal("cannot create the event loop");
+	filter_set_event_base(q->base);     /* non_smtpd_milters (pickup) */
 	if (jobpool_start(q->base, QMGR_THREADS) < 0)
 		msg_fatal("cannot start the thread pool: %s", strerror(errno));
 	if (queue_committer_start() < 0)

@@ -148,9 +148,9 @@ static void record(struct qmgr_entry *e, int *sent, int *nsent)
 			qmgr_addr_result(a, QA_DONE, r->dsn, r->text);
 			free(a->relay);
 			a->relay = strdup(e->req.relay[0] ? e->req.relay : "none");
-			a->relayed = e->agent == AG_SMTP;
+			a->relayed = r->relayed;
 			a->success = (m->env.rcpt[a->index].notify & DSN_NOTIFY_SUCCESS)
-			    != 0;
+			    != 0 && !r->notify_passed;
 			sent[(*nsent)++] = e->addr[i];
 		} else {
 			qmgr_addr_result(a, r->status == 5 ? QA_FAILED

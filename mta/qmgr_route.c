@@ -13,7 +13,8 @@
  * expansion fails, the recipient is deferred at once.
  * An expansion delivered in an earlier visit (qmgr_state.c) is not
  * delivered again; a recipient whose expansions were all delivered is
- * marked done at once.
+ * marked done at once.  A message with a content filter (env.filter)
+ * goes to the filter instead, every recipient as it is.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,9 +85,41 @@ static void route_one(struct qmgr_msg *m, int index)
 	route_free(r);
 }
 
+/*
+ * A message with a content filter (a FILTER action, content_filter): as
+ * Postfix's queue manager, every recipient goes to the filter's
+ * transport and next hop as it is, without routing; an empty next hop
+ * means the recipient's domain.  The filter re-injects what it passes.
+ */
+static void route_filtered(struct qmgr_msg *m, int index)
+{
+	const char *rcpt = m->env.rcpt[index].addr;
+	const char *colon = strchr(m->env.filter, ':');
+	const char *at = strrchr(rcpt, '@');
+	char transport[ROUTE_TRANSPORT_MAX];
+	int a;
+
+	snprintf(transport, sizeof transport, "%.*s",
+		 (int)(colon ? colon - m->env.filter : (long)strlen(m->env.filter)),
+		 m->env.filter);
+	if (qmgr_state_was_done(m, index, rcpt)) {
+		a = qmgr_msg_add_addr(m, index, rcpt);
+		m->addrs[a].state = QA_DONE;
+		qmgr_msg_commit_done(m, &a, 1);
+		return;
+	}
+	a = qmgr_msg_add_addr(m, index, rcpt);
+	qmgr_sched_add(m, a, transport, colon && colon[1] ? colon + 1
+		       : at ? at + 1 : "");
+}
+
 void qmgr_route_msg(struct qmgr_msg *m)
 {
 	for (int i = 0; i < m->env.nrcpt; i++)
-		if (m->env.rcpt[i].status != 'D')
-			route_one(m, i);
+		if (m->env.rcpt[i].status != 'D') {
+			if (m->env.filter && *m->env.filter)
+				route_filtered(m, i);
+			else
+				route_one(m, i);
+		}
 }

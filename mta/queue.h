@@ -55,6 +55,10 @@ struct queue_envelope {
 	int client_port;
 	char *sasl_method, *sasl_username;
 	char *message_id;       /* from the Message-ID header, or NULL */
+	char *filter;           /* content filter next hop "transport:destination"
+				 * (FILTER action, content_filter) or NULL:
+				 * the queue manager delivers every recipient
+				 * there instead of routing it */
 	bool hold;              /* goes to hold/ instead of incoming/ */
 	char *hold_reason;
 	/* Content segments (offset, length) that form the message in order;
@@ -95,6 +99,10 @@ void queue_mark_body(struct queue_file *qf);
 long long queue_body_offset(const struct queue_file *qf);
 /* Read back content already written (flushes the write buffer first). */
 long queue_pread(struct queue_file *qf, void *buf, size_t len, long long off);
+/* Before queue_replace_headers(): its text becomes the whole message
+ * (headers, empty line, body) instead of the header block only (a
+ * milter's body replacement).  0, or -1 (EINVAL). */
+int queue_drop_body(struct queue_file *qf);
 /* Replace the header block with `hdrs` (LF-terminated lines). */
 int queue_replace_headers(struct queue_file *qf, const char *hdrs, size_t len);
 

@@ -51,6 +51,7 @@ static const struct env_text_field {
 	{ "sasl_method", offsetof(struct queue_envelope, sasl_method) },
 	{ "sasl_username", offsetof(struct queue_envelope, sasl_username) },
 	{ "message_id", offsetof(struct queue_envelope, message_id) },
+	{ "filter", offsetof(struct queue_envelope, filter) },
 };
 
 static char **env_text_slot(struct queue_envelope *env, size_t i)

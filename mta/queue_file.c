@@ -53,6 +53,7 @@ struct queue_file {
 	long long body_off;     /* content offset of the body, or -1 */
 	bool content_closed;    /* headers replaced or sealed */
 	bool replaced;          /* hdr_off/hdr_len hold the header block */
+	bool body_dropped;      /* ... and the body (a milter replaced it) */
 	off_t hdr_off, hdr_len;
 	bool sealed;
 };
@@ -412,7 +413,7 @@ int queue_replace_headers(struct queue_file *qf, const char *hdrs, size_t len)
 		len++;
 	}
 	/* One empty line between headers and body, not two. */
-	if (body_empty_line && len > 0
+	if (body_empty_line && !qf->body_dropped && len > 0
 	    && (len == 1 || hdrs[len - 2] == '\n'))
 		len--;
 	qf->content_closed = true;
@@ -422,11 +423,24 @@ int queue_replace_headers(struct queue_file *qf, const char *hdrs, size_t len)
 	return 0;
 }
 
+int queue_drop_body(struct queue_file *qf)
+{
+	if (qf->sealed || qf->replaced)
+		return misuse();
+	qf->body_dropped = true;
+	return 0;
+}
+
 /* The message as stored: the content, or new headers + original body. */
 static int qf_segments(const struct queue_file *qf, struct queue_seg *seg)
 {
 	off_t body;
 
+	if (qf->replaced && qf->body_dropped) {
+		seg[0].off = qf->hdr_off;
+		seg[0].len = qf->hdr_len;
+		return 1;
+	}
 	if (!qf->replaced) {
 		seg[0].off = QUEUE_PREAMBLE_LEN;
 		seg[0].len = (off_t) qf->content_size;

@@ -31,6 +31,7 @@
 #define SLUICE_RESTRICTION_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct smtp_session;
 struct config;
@@ -75,11 +76,27 @@ struct restriction_def {
 	void *data;                     /* for plugins: the plugin's handle */
 };
 
+/* An argument check, run when a list naming the restriction is compiled
+ * (config load, `sluice check`, start-up, reload), so a bad argument is
+ * "main.cf:LINE: ..." there and not a 451 when mail arrives.  0, or -1
+ * with the reason and the fix in err.  Kept beside restriction_def, not
+ * in it: the positional restriction_def tables stay as they are. */
+typedef int (*restriction_arg_check_fn)(const char *arg,
+					const struct config *cfg,
+					char *err, size_t errlen);
+struct restriction_arg_check {
+	const char *name;
+	restriction_arg_check_fn check;
+};
+
 /* ---- the registry (restriction_list.c) ---- */
 /* Built-in tables are listed in restriction_list.c; plugins register
  * theirs when loaded.  A name registered twice is refused (-1, logged). */
 int restriction_register(const struct restriction_def *def);
 const struct restriction_def *restriction_find(const char *name);
+/* Give a registered name an argument check (built-in ones are listed in
+ * restriction_list.c); -1 when the name is unknown. */
+int restriction_set_arg_check(const char *name, restriction_arg_check_fn fn);
 
 /* ---- compiled lists ---- */
 struct restriction_list;
@@ -141,5 +158,64 @@ void rcheck_resume(struct rcheck *c, int verdict);
 void rcheck_trace(struct rcheck *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 bool rcheck_explaining(struct rcheck *c);
+
+/* ---- additions (engine extensions B, C and the policy client use) ---- */
+
+/* What the generic reply text quotes and names for the list being
+ * evaluated: "host[1.2.3.4]" / "Client host", the HELO name / "Helo
+ * command", the sender / "Sender address", the recipient / "Recipient
+ * address", "DATA" / "Data command", "END-OF-MESSAGE" / "End-of-data",
+ * the ETRN domain / "Etrn command". */
+const char *rcheck_reply_name(struct rcheck *c);
+const char *rcheck_reply_class(struct rcheck *c);
+
+/* Postfix's DEFER_IF_PERMIT and DEFER_IF_REJECT from a restriction (a
+ * temporary failure that must not turn into a permit, resp. a reject):
+ * records the reply (the first one of the stage wins) and returns
+ * RV_DUNNO; under warn_if_reject, DEFER_IF_PERMIT defers at once (which
+ * warn_if_reject then logs) as Postfix does.  Return what they return.
+ * code 0 takes access_map_defer_code, dsn NULL 4.7.1. */
+int rcheck_defer_if_permit(struct rcheck *c, int code, const char *dsn,
+			   const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+int rcheck_defer_if_reject(struct rcheck *c, int code, const char *dsn,
+			   const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* A restriction that answered RV_PENDING registers how to stop its work
+ * (cancel a DNS query, a timer); the engine calls cancel(arg) if the
+ * session ends or resets first, and forgets it once rcheck_resume() runs.
+ * After cancel, rcheck_resume must not be called. */
+void rcheck_on_cancel(struct rcheck *c, void (*cancel)(void *arg), void *arg);
+
+/* reject_unlisted_recipient / reject_unlisted_sender in a list mark the
+ * address as checked, so the implicit check after the lists does not run
+ * it twice (Postfix's *_rcptmap_checked); not marked under warn_if_reject. */
+void rcheck_unlisted_checked(struct rcheck *c, bool recipient);
+bool rcheck_warn_if_reject(struct rcheck *c);
+
+/* Declare a restriction name a plugin provides, without its code (the
+ * master and `sluice check` only read plugin descriptors): lists using it
+ * compile; a worker completes it with restriction_register(). */
+int restriction_declare(const char *name, unsigned flags, const char *owner);
+
+/* For `sluice explain`: evaluate one stage on a session that has no
+ * socket (a calloc'ed struct smtp_session with cfg, client_addr,
+ * client_name, client_id, helo_name, txn.env.sender, txn.cur_rcpt ...
+ * filled in), with tracing attached by rcheck_set_trace()
+ * (restriction_int.h), running `base` until a waiting
+ * restriction (DNS) answers.  Returns the verdict; the reply of a
+ * REJECT/DEFER is in s->reply_code / reply_dsn / reply_text. */
+struct event_base;
+int rcheck_explain_stage(struct smtp_session *s, enum rstage stage,
+			 struct event_base *base);
+
+/* Compile every restriction list and class of a configuration (main.cf
+ * and each listener's set), reporting problems to d as errors with
+ * file:line (config_load calls it). */
+struct sluice_config;
+void restriction_config_check(const struct sluice_config *sc, struct diag *d);
+/* The configuration is freed: drop its compiled lists (config_free). */
+void restriction_config_forget(const struct sluice_config *sc);
 
 #endif

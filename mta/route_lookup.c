@@ -551,7 +551,20 @@ static bool machine_has_address(const char *addr)
 	return hit;
 }
 
-/* Postfix's own_inet_addr() and proxy_inet_addr() for one address. */
+/* Is the address of a family inet_protocols enables ("all", "ipv4",
+ * "ipv6", "ipv4, ipv6")? */
+static bool protocol_enabled(const struct config *c, const char *addr)
+{
+	const char *protocols = cfg_str(c, "inet_protocols");
+	bool v6 = strchr(addr, ':') != NULL;
+
+	return *protocols == 0 || strcasecmp(protocols, "all") == 0 ||
+	       strcasestr(protocols, v6 ? "ipv6" : "ipv4") != NULL;
+}
+
+/* Postfix's own_inet_addr() and proxy_inet_addr() for one address:
+ * loopback-only means the addresses listeners bind then (127.0.0.1 and
+ * ::1, master_listen.c), not all of 127.0.0.0/8. */
 static bool own_address(const struct config *c, const char *addr)
 {
 	const char *ifaces = cfg_str(c, "inet_interfaces");
@@ -559,10 +572,12 @@ static bool own_address(const struct config *c, const char *addr)
 	char **v;
 	bool hit = false;
 
-	if (*ifaces == 0 || strcasecmp(ifaces, "all") == 0)
+	if (!protocol_enabled(c, addr))
+		hit = false;
+	else if (*ifaces == 0 || strcasecmp(ifaces, "all") == 0)
 		hit = machine_has_address(addr);
 	else if (strcasecmp(ifaces, "loopback-only") == 0)
-		hit = inet_match_pattern("127.0.0.0/8", addr) ||
+		hit = inet_match_pattern("127.0.0.1", addr) ||
 		      inet_match_pattern("::1", addr);
 	else
 		hit = inet_match_list(c, "inet_interfaces", addr);

@@ -32,6 +32,8 @@ static const struct {
 	{ "conf", cmd_conf, "show or edit parameters, like postconf" },
 	{ "map", cmd_map, "query, build and list lookup tables, like postmap" },
 	{ "queue", cmd_queue, "list, show, hold, release, requeue, delete, flush queued mail" },
+	{ "explain", cmd_explain, "replay a described transaction against the restrictions" },
+	{ "tls", cmd_tls, "tls selfsigned: make a key and a self-signed certificate" },
 	{ "version", cmd_version, "version and compiled-in features" },
 };
 

@@ -40,6 +40,7 @@
 #include "dns.h"
 #include "log.h"
 #include "smtp_client.h"
+#include "tls_client.h"
 
 enum step { STEP_ROUTE, STEP_NEXT_HOST, STEP_NEXT_ADDR, STEP_FINISH };
 
@@ -71,6 +72,10 @@ struct smtpc_delivery {
 	bool soft_seen;                 /* some failure was temporary */
 	struct event *step_ev;
 	enum step step;
+	/* TLS (smtp_client_tls.c) */
+	const struct config *cfg;
+	struct tlsc_policy tls;         /* the destination's policy */
+	bool tls_plaintext;             /* this server again, without TLS */
 };
 
 /* ---- accessors (smtp_client.h) ---------------------------------------- */
@@ -80,6 +85,10 @@ const struct smtpc_params *smtpc_par(struct smtpc_delivery *d) { return &d->par;
 struct smtpc_rstate *smtpc_rs(struct smtpc_delivery *d, int i) { return &d->rs[i]; }
 bool smtpc_is_lmtp(struct smtpc_delivery *d) { return d->lmtp; }
 struct event_base *smtpc_base(struct smtpc_delivery *d) { return d->base; }
+const struct tlsc_policy *smtpc_tls_policy(struct smtpc_delivery *d) { return &d->tls; }
+const struct config *smtpc_cfg(struct smtpc_delivery *d) { return d->cfg; }
+const char *smtpc_nexthop_domain(struct smtpc_delivery *d) { return d->domain; }
+bool smtpc_tls_plaintext(struct smtpc_delivery *d) { return d->tls_plaintext; }
 
 bool smtpc_rcpt_open(struct smtpc_delivery *d, int i)
 {
@@ -179,6 +188,7 @@ static void finish(struct smtpc_delivery *d)
 		free(d->rs[i].text);
 	free(d->rs);
 	free(d->site_text);
+	tlsc_policy_free(&d->tls);
 	event_free(d->step_ev);
 	d->done(req, d->done_arg);
 	free(d);
@@ -394,7 +404,13 @@ void smtpc_session_ready(struct smtpc_delivery *d)
 void smtpc_session_end(struct smtpc_delivery *d, enum smtpc_end how)
 {
 	d->conn = NULL;
-	if (how == SMTPC_END_STALE) {
+	d->tls_plaintext = how == SMTPC_END_PLAINTEXT;
+	if (how == SMTPC_END_PLAINTEXT) {
+		d->addr_i--;            /* the same server, in plaintext */
+		d->addrs_tried--;
+		go(d, STEP_NEXT_ADDR);
+	}
+	else if (how == SMTPC_END_STALE) {
 		d->sessions--;          /* it carried nothing: start over */
 		snprintf(d->req->relay, sizeof d->req->relay, "none");
 		timerclear(&d->req->t_conn);
@@ -531,6 +547,8 @@ static void read_params(struct smtpc_params *p, const struct config *c,
 	p->skip_5xx_greeting = cfg_bool(c, pname(lmtp, "smtp_skip_5xx_greeting", b, sizeof b));
 	p->skip_quit_response = cfg_bool(c, pname(lmtp, "smtp_skip_quit_response", b, sizeof b));
 	p->never_send_ehlo = !lmtp && cfg_bool(c, "smtp_never_send_ehlo");
+	p->assume_final = lmtp && cfg_bool(c, "lmtp_assume_final");
+	p->mime_conversion = !cfg_bool(c, "disable_mime_output_conversion");
 	p->cache_on_demand = cfg_bool(c, pname(lmtp, "smtp_connection_cache_on_demand", b, sizeof b));
 	p->randomize = cfg_bool(c, pname(lmtp, "smtp_randomize_addresses", b, sizeof b));
 	p->reuse_count_limit = cfg_int(c, pname(lmtp, "smtp_connection_reuse_count_limit", b, sizeof b));
@@ -539,6 +557,7 @@ static void read_params(struct smtpc_params *p, const struct config *c,
 	p->default_port = port_of(cfg_str(c, pname(lmtp, "smtp_tcp_port", b, sizeof b)));
 	if (p->default_port < 0)
 		p->default_port = lmtp ? 24 : 25;
+	p->starttls_timeout = lmtp ? 0 : cfg_time(c, "smtp_starttls_timeout");
 	p->ipv4 = p->ipv6 = *proto == 0 || strcasestr(proto, "all") != NULL;
 	p->ipv4 |= strcasestr(proto, "ipv4") != NULL;
 	p->ipv6 |= strcasestr(proto, "ipv6") != NULL;
@@ -562,11 +581,32 @@ static struct smtpc_delivery *delivery_new(struct event_base *base,
 	d->base = base;
 	d->req = req;
 	d->lmtp = lmtp;
+	d->cfg = cfg;
 	read_params(&d->par, cfg, lmtp);
 	d->step_ev = event_new(base, -1, 0, on_step, d);
 	if (d->step_ev == NULL)
 		msg_fatal("smtp: out of memory");
 	return d;
+}
+
+/* The destination's TLS policy (SMTP only); the pool key names its
+ * level, so a connection is reused only under the same policy.  -1 when
+ * the policy is invalid (everything is deferred). */
+static int tls_policy(struct smtpc_delivery *d, const char *hop)
+{
+	size_t n = strlen(d->key);
+
+	if (d->lmtp)
+		return 0;
+	tlsc_policy_get(&d->tls, d->cfg, hop, d->mx && strchr(hop, ':') == NULL);
+	if (d->tls.invalid) {
+		smtpc_site_fail(d, 4, "4.7.5", "client TLS configuration problem");
+		return -1;
+	}
+	if (d->tls.level != TLS_LEV_NONE)
+		snprintf(d->key + n, sizeof d->key - n, "|tls=%s",
+			 tlsc_level_name(d->tls.level));
+	return 0;
 }
 
 void smtp_deliver(struct event_base *base, struct delivery_request *req,
@@ -587,6 +627,10 @@ void smtp_deliver(struct event_base *base, struct delivery_request *req,
 	if (parse_nexthop(d, hop) < 0) {
 		smtpc_site_fail(d, 4, "4.3.5", "bad next hop \"%s\" for the %s "
 				"transport", hop, lmtp ? "lmtp" : "smtp");
+		go(d, STEP_FINISH);
+		return;
+	}
+	if (tls_policy(d, hop) < 0) {
 		go(d, STEP_FINISH);
 		return;
 	}

@@ -56,11 +56,14 @@ struct smtpc_params {
 	const char *myhostname;
 	bool skip_5xx_greeting, skip_quit_response, never_send_ehlo;
 	bool cache_on_demand, randomize;
+	bool assume_final;              /* lmtp_assume_final */
+	bool mime_conversion;           /* !disable_mime_output_conversion */
 	long long cache_time_limit, reuse_time_limit;
 	long long reuse_count_limit;
 	long long mx_address_limit, mx_session_limit;
 	int default_port;
 	bool ipv4, ipv6;                /* inet_protocols */
+	long long starttls_timeout;     /* smtp_starttls_timeout */
 };
 
 /* ---- one server reply (smtp_client_reply.c) ---- */
@@ -124,7 +127,9 @@ enum smtpc_end {
 	SMTPC_END_OK,                   /* talked; results are set */
 	SMTPC_END_SITE_SOFT,            /* this server failed softly: next */
 	SMTPC_END_FINAL,                /* a hard failure settled everything */
-	SMTPC_END_STALE                 /* a reused connection was dead */
+	SMTPC_END_STALE,                /* a reused connection was dead */
+	SMTPC_END_PLAINTEXT             /* TLS handshake failed at level may:
+					 * this server again, without TLS */
 };
 
 /* Accessors the protocol code uses on its delivery. */
@@ -178,6 +183,7 @@ struct smtpc_conn {
 	long long body_off;             /* message bytes sent */
 	bool body_bol, body_cr;         /* at a line start; last byte CR */
 	bool body_done;
+	struct mime_dg *dg;             /* 8-bit -> 7-bit conversion, or NULL */
 	/* reuse */
 	bool reused;
 	bool got_reply;                 /* a reply came in this transaction */
@@ -189,6 +195,9 @@ struct smtpc_conn {
 	const struct smtpc_params *par; /* while carrying a delivery */
 	long long quit_timeout;
 	bool quit_wait_reply;
+	struct smtpc_tls *tls;          /* STARTTLS state (smtp_client_tls.c);
+					 * NULL: never tried on this one */
+	struct smtpc_sasl *sasl;        /* AUTH state (sasl_client.c), or NULL */
 };
 
 /* Connect to addr:port (or the unix path in addr when port is 0) for
@@ -206,7 +215,9 @@ void smtpc_conn_quit(struct smtpc_conn *c);
 /* Inside the protocol code (smtp_client_proto.c, smtp_client_txn.c). */
 enum smtpc_state {
 	SMTPC_CONNECT, SMTPC_GREET, SMTPC_EHLO, SMTPC_HELO, SMTPC_MAIL,
-	SMTPC_DATA, SMTPC_BODY, SMTPC_DOT, SMTPC_IDLE, SMTPC_QUIT
+	SMTPC_DATA, SMTPC_BODY, SMTPC_DOT, SMTPC_IDLE, SMTPC_QUIT,
+	SMTPC_STARTTLS,                 /* STARTTLS sent, or the handshake */
+	SMTPC_AUTH                      /* AUTH sent (sasl_client.c) */
 };
 /* Queue one command line (CRLF added). */
 void smtpc_send(struct smtpc_conn *c, const char *fmt, ...)
@@ -235,6 +246,37 @@ const char *smtpc_stage_text(const struct smtpc_conn *c);
  * the whole message and the final "." are queued, 0 when more is to
  * come (call again when the output drains), -1 on a read error (errno). */
 int smtpc_body_fill(struct smtpc_conn *c, struct delivery_request *req);
+/* Convert the content to 7-bit on its way (mime_downgrade.h) when the
+ * server does not announce 8BITMIME, unless disable_mime_output_conversion
+ * says no; call before the first smtpc_body_fill(). */
+void smtpc_body_begin(struct smtpc_conn *c);
+/* Drop what the body transfer holds (the conversion state). */
+void smtpc_body_end(struct smtpc_conn *c);
+
+/* ---- TLS (smtp_client_tls.c; the OpenSSL side is tls_client.h) ---- */
+struct tlsc_policy;
+struct config;
+/* The destination's TLS policy, the configuration, the next hop's name
+ * (no [] or port), and whether this server is being tried again in
+ * plaintext after a failed handshake (smtp_client.c). */
+const struct tlsc_policy *smtpc_tls_policy(struct smtpc_delivery *d);
+const struct config *smtpc_cfg(struct smtpc_delivery *d);
+const char *smtpc_nexthop_domain(struct smtpc_delivery *d);
+bool smtpc_tls_plaintext(struct smtpc_delivery *d);
+/* What the TLS steps tell the protocol code. */
+enum { SMTPC_TLS_GO = 0, SMTPC_TLS_WAIT = 1, SMTPC_TLS_GONE = -1 };
+/* After the EHLO/HELO reply in hand: GO on with the transaction, WAIT
+ * for the STARTTLS reply (sent), or GONE (the session ended). */
+int smtpc_tls_after_hello(struct smtpc_conn *c);
+/* The reply to STARTTLS; the same answers (WAIT: the handshake runs,
+ * then EHLO is sent again). */
+int smtpc_tls_reply(struct smtpc_conn *c);
+bool smtpc_tls_active(const struct smtpc_conn *c);
+void smtpc_tls_free(struct smtpc_conn *c);
+/* For smtp_client_tls.c (smtp_client_proto.c): send EHLO/LHLO/HELO
+ * again, and put the protocol's callbacks on c->bev (the TLS filter). */
+void smtpc_send_hello(struct smtpc_conn *c);
+void smtpc_conn_setcb(struct smtpc_conn *c);
 
 /* ---- the pool of idle and closing connections (smtp_client_cache.c) ---- */
 /* Keep an idle connection for reuse under c->key. */

@@ -13,8 +13,8 @@
  * QUIT was written (smtp_skip_quit_response) or answered, or after
  * smtp_quit_timeout.
  *
- * This file owns the pool, the only process-wide state of the client;
- * smtp_client_shutdown() empties it.
+ * This file owns the pool, the only process-wide state of the client
+ * besides TLS's (tls_client.c); smtp_client_shutdown() empties both.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "smtp_client.h"
+#include "tls_client.h"
 
 enum { POOL_NONE = 0, POOL_IDLE, POOL_CLOSING };
 
@@ -149,4 +150,5 @@ void smtp_client_shutdown(void)
 		smtpc_conn_free(pool.idle);
 	while (pool.closing)
 		smtpc_conn_free(pool.closing);
+	tlsc_shutdown();                /* TLS contexts and sessions */
 }

@@ -13,6 +13,14 @@
  * drained, so a large message never sits in memory whole.  A queue file
  * shorter than its envelope says is an error (EIO), never a silently
  * truncated message.
+ *
+ * To a server that does not announce 8BITMIME the content first goes
+ * through the MIME downgrade (mime_downgrade.h), as Postfix's smtp(8)
+ * does unless disable_mime_output_conversion is set: parts declared 8bit
+ * or binary leave as quoted-printable.  Every message to such a server
+ * is parsed, whatever its BODY= said: a part declared 8bit is 8-bit mail
+ * even when the client did not say so, and a 7-bit message passes
+ * unchanged.
  */
 #include <errno.h>
 #include <string.h>
@@ -20,6 +28,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
+#include "mime_downgrade.h"
 #include "smtp_client.h"
 
 /* Queue n content bytes, converted. */
@@ -46,8 +55,33 @@ static void convert(struct smtpc_conn *c, struct evbuffer *out,
 	evbuffer_add(out, p + run, n - run);
 }
 
+/* The converter's output, on its way to the wire. */
+static void dg_out(void *arg, const char *p, size_t n)
+{
+	struct smtpc_conn *c = arg;
+
+	convert(c, bufferevent_get_output(c->bev), p, n);
+}
+
+void smtpc_body_begin(struct smtpc_conn *c)
+{
+	smtpc_body_end(c);
+	if (!(c->features & SMTPC_F_8BITMIME) && c->par->mime_conversion)
+		c->dg = mime_dg_new(dg_out, c);
+}
+
+void smtpc_body_end(struct smtpc_conn *c)
+{
+	mime_dg_free(c->dg);
+	c->dg = NULL;
+}
+
 static int finish(struct smtpc_conn *c, struct evbuffer *out)
 {
+	if (c->dg) {
+		mime_dg_finish(c->dg);
+		smtpc_body_end(c);
+	}
 	if (!c->body_bol)
 		evbuffer_add(out, "\r\n", 2);
 	evbuffer_add(out, ".\r\n", 3);
@@ -75,7 +109,10 @@ int smtpc_body_fill(struct smtpc_conn *c, struct delivery_request *req)
 			}
 			return finish(c, out);
 		}
-		convert(c, out, buf, (size_t)n);
+		if (c->dg)
+			mime_dg_update(c->dg, buf, (size_t)n);
+		else
+			convert(c, out, buf, (size_t)n);
 		c->body_off += n;
 	}
 	return 0;

@@ -41,6 +41,7 @@
 
 #include "log.h"
 #include "smtp_client.h"
+#include "sasl_client.h"
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
@@ -85,6 +86,10 @@ const char *smtpc_stage_text(const struct smtpc_conn *c)
 			: "performing the EHLO handshake";
 	case SMTPC_HELO:
 		return "performing the HELO handshake";
+	case SMTPC_STARTTLS:
+		return "receiving the STARTTLS response";
+	case SMTPC_AUTH:
+		return "performing the AUTH handshake";
 	case SMTPC_MAIL:
 		return c->expect_head < c->nexpect && c->expect[c->expect_head] < 0
 			? "sending MAIL FROM" : "sending RCPT TO";
@@ -174,6 +179,9 @@ void smtpc_conn_free(struct smtpc_conn *c)
 		bufferevent_free(c->bev);
 	else if (c->fd >= 0)
 		close(c->fd);
+	smtpc_tls_free(c);
+	smtpc_sasl_free(c);
+	smtpc_body_end(c);
 	free(c->expect);
 	free(c);
 }
@@ -186,6 +194,9 @@ void smtpc_conn_quit(struct smtpc_conn *c)
 		smtpc_conn_free(c);
 		return;
 	}
+	if (smtpc_tls_active(c))
+		c->quit_wait_reply = true;      /* the TLS layer may still hold
+						 * QUIT when it is "written" */
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	smtpc_reply_reset(&c->reply);
@@ -264,6 +275,11 @@ static void send_hello(struct smtpc_conn *c)
 	smtpc_timeouts(c, par->helo_timeout, par->helo_timeout);
 }
 
+void smtpc_send_hello(struct smtpc_conn *c)
+{
+	send_hello(c);
+}
+
 static int on_greeting(struct smtpc_conn *c)
 {
 	if (c->reply.code / 100 != 2)
@@ -282,6 +298,22 @@ static int handshake_done(struct smtpc_conn *c)
 	return c->d ? 0 : -1;   /* the transaction may end before a reply */
 }
 
+/* AUTH, when smtp_sasl_auth_enable says so (sasl_client.c). */
+static int sasl_step(struct smtpc_conn *c, int rc)
+{
+	if (rc == SMTPC_SASL_GO)
+		return handshake_done(c);
+	return rc == SMTPC_SASL_WAIT ? 0 : -1;
+}
+
+/* STARTTLS, when the TLS level says so (smtp_client_tls.c). */
+static int tls_step(struct smtpc_conn *c, int rc)
+{
+	if (rc == SMTPC_TLS_GO)
+		return sasl_step(c, smtpc_sasl_start(c));
+	return rc == SMTPC_TLS_WAIT ? 0 : -1;
+}
+
 static int on_ehlo(struct smtpc_conn *c)
 {
 	if (c->reply.code / 100 == 5 && !c->lmtp) {
@@ -294,7 +326,8 @@ static int on_ehlo(struct smtpc_conn *c)
 	if (loops_back(c))
 		return loop_fail(c);
 	c->features = smtpc_ehlo_features(&c->reply, &c->size_limit);
-	return handshake_done(c);
+	smtpc_sasl_ehlo(c);
+	return tls_step(c, smtpc_tls_after_hello(c));
 }
 
 static int on_helo(struct smtpc_conn *c)
@@ -305,7 +338,7 @@ static int on_helo(struct smtpc_conn *c)
 		return loop_fail(c);
 	c->features = 0;
 	c->size_limit = 0;
-	return handshake_done(c);
+	return tls_step(c, smtpc_tls_after_hello(c));
 }
 
 /* ---- input ------------------------------------------------------------ */
@@ -320,6 +353,10 @@ static int dispatch(struct smtpc_conn *c)
 		return on_ehlo(c);
 	case SMTPC_HELO:
 		return on_helo(c);
+	case SMTPC_STARTTLS:
+		return tls_step(c, smtpc_tls_reply(c));
+	case SMTPC_AUTH:
+		return sasl_step(c, smtpc_sasl_reply(c));
 	case SMTPC_MAIL:
 	case SMTPC_DATA:
 	case SMTPC_DOT:
@@ -548,6 +585,12 @@ void smtpc_conn_start(struct smtpc_delivery *d, const char *host,
 	snprintf(c->namaddr, sizeof c->namaddr, "%s[%s]", host, addr);
 	smtpc_attach(d, c);
 	begin_connect(c);
+}
+
+void smtpc_conn_setcb(struct smtpc_conn *c)
+{
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
 void smtpc_conn_reuse(struct smtpc_conn *c, struct smtpc_delivery *d)

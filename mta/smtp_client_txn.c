@@ -11,7 +11,11 @@
  * the server's SIZE limit is refused before MAIL: 5.3.4), BODY=8BITMIME,
  * SMTPUTF8 (a message that needs it, to a server without it: 5.6.7), and
  * the DSN parameters RET, ENVID, NOTIFY and ORCPT (ORCPT made from the
- * original address when the envelope has none, as Postfix does).
+ * original address when the envelope has none, as Postfix does).  A
+ * server without 8BITMIME gets 8-bit parts as quoted-printable
+ * (smtp_client_data.c).  A NOTIFY=SUCCESS recipient accepted by a server
+ * that announced DSN is reported by that server; otherwise the success
+ * notice from here says "relayed" (Postfix's smtp_rcpt_done()).
  *
  * Results: 2xx after the dot (SMTP: one reply for all accepted
  * recipients; LMTP: one per accepted recipient, in RCPT order) is the
@@ -225,6 +229,7 @@ void smtpc_txn_begin(struct smtpc_conn *c)
 	c->body_off = 0;
 	c->body_bol = true;
 	c->body_cr = c->body_done = false;
+	smtpc_body_end(c);
 	for (int i = 0; i < req->nrcpt; i++)
 		smtpc_rs(c->d, i)->sent = smtpc_rs(c->d, i)->accepted = false;
 	if ((status = precheck(c, dsn, text, sizeof text)) != 0) {
@@ -364,10 +369,23 @@ static int data_reply(struct smtpc_conn *c)
 		return -1;
 	}
 	c->state = SMTPC_BODY;
+	smtpc_body_begin(c);
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_setwatermark(c->bev, EV_WRITE, SMTPC_BODY_HIGH / 4, 0);
 	smtpc_timeouts(c, 0, c->par->data_xfer_timeout);
 	return body_step(c);
+}
+
+/* What a NOTIFY=SUCCESS notice for recipient i will say, as Postfix's
+ * smtp_rcpt_done(): a server that announced DSN was given the NOTIFY
+ * and reports itself (no notice from here); otherwise "relayed", or
+ * "delivered" from an LMTP server with lmtp_assume_final. */
+static void success_action(struct smtpc_conn *c, int i)
+{
+	struct delivery_rcpt *r = &smtpc_req(c->d)->rcpt[i];
+
+	r->notify_passed = (c->features & SMTPC_F_DSN) != 0;
+	r->relayed = !(c->lmtp && c->par->assume_final);
 }
 
 /* The verdict of the dot for recipient i. */
@@ -375,10 +393,11 @@ static void dot_verdict(struct smtpc_conn *c, int i)
 {
 	char one[SMTPC_REPLY_TEXT_MAX];
 
-	if (c->reply.code / 100 == 2)
+	if (c->reply.code / 100 == 2) {
+		success_action(c, i);
 		smtpc_rcpt_final(c->d, i, 2, c->reply.dsn,
 				 smtpc_reply_oneline(&c->reply, one, sizeof one));
-	else
+	} else
 		fail_rcpt(c, i, "end of DATA");
 }
 

@@ -1,18 +1,25 @@
 /*
  * smtp_commands.c - the SMTP command handlers: HELO, EHLO, MAIL, RCPT,
  * DATA, BDAT, RSET, NOOP, QUIT, VRFY, HELP, and the error replies for
- * everything else.
+ * everything else (after the milters heard of an unknown command:
+ * SMFIC_UNKNOWN, milter.h).
  *
  * Replies and enhanced status codes are Postfix's, so that clients,
  * monitoring and admins see what they know.  Each stage that filters care
  * about (HELO, MAIL, RCPT, DATA) asks the filter chain and replies from its
  * continuation, so a filter that waits suspends only this session.
  *
- * Promises: no command is accepted out of sequence (503), a transaction
- * never holds more than smtpd_recipient_limit recipients, a declared SIZE
- * over message_size_limit or beyond the queue's free space is refused up
- * front, and sender-specified routing (user%host@x, user!host@x, source
- * routes, quoted local parts hiding '@') is refused.
+ * Promises: no command is accepted out of sequence (503, or Postfix's
+ * "554 5.5.1 Error: no valid recipients" for DATA/BDAT in a transaction
+ * without recipients), a transaction never holds more than
+ * smtpd_recipient_limit recipients, a declared SIZE over
+ * message_size_limit or beyond the queue's free space is refused up
+ * front, and an address whose domain does not resolve to a valid host
+ * name or address literal gets Postfix's 501 5.1.7 / 5.1.3
+ * (smtp_envelope.c).  Sender-specified routing (user%host@x, host!user@x,
+ * "user@host"@x) is not refused here: as in Postfix the restrictions
+ * decide, and they never count it as a local or relay destination for
+ * an untrusted client (restriction_recipient.c).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -26,9 +33,15 @@
 #include "config.h"
 #include "filter_chain.h"
 #include "log.h"
+#include "milter.h"
 #include "plugins/sluice_plugin.h"
+#include "qmgr_trigger.h"
 #include "queue.h"
+#include "restriction_int.h"
+#include "smtp_anvil.h"
+#include "smtp_auth.h"
 #include "smtp_proto.h"
+#include "tls_server.h"
 
 #define MAX_ESMTP_PARAMS 10
 
@@ -60,7 +73,9 @@ bool smtp_verdict_reply(struct smtp_session *s, int verdict, int *code,
 	return true;
 }
 
-/* Reply to a filter's reject/defer and log it.  Returns true if it did. */
+/* Reply to a filter's reject/defer and log it.  Returns true if it did.
+ * A 421 (an access table's "421 text") ends the session after the
+ * reply, as Postfix's smtpd hangs up after any 421. */
 static bool filter_rejected(struct smtp_session *s, int verdict,
 			    const char *stage, const char *default_text)
 {
@@ -70,7 +85,10 @@ static bool filter_rejected(struct smtp_session *s, int verdict,
 	if (!smtp_verdict_reply(s, verdict, &code, &dsn, &text, default_text))
 		return false;
 	smtp_log_reject(s, "reject", stage, code, dsn, text);
-	smtp_reply(s, "%d %s %s", code, dsn, text);
+	if (code == 421)
+		smtp_reply_close(s, "%d %s %s", code, dsn, text);
+	else
+		smtp_reply(s, "%d %s %s", code, dsn, text);
 	return true;
 }
 
@@ -83,6 +101,13 @@ static void txn_free_envelope(struct smtp_txn *t)
 	}
 	free(t->hdr);
 	free(t->hold_reason);
+	for (int i = 0; i < t->nprepend; i++)
+		free(t->prepend[i]);
+	free(t->prepend);
+	free(t->redirect);
+	for (int i = 0; i < t->nbcc; i++)
+		free(t->bcc[i]);
+	free(t->bcc);
 	memset(t, 0, sizeof *t);
 }
 
@@ -136,6 +161,22 @@ static bool junk_command(struct smtp_session *s)
 	return false;
 }
 
+/* Postfix's warning for an address it refuses before any restriction:
+ * the address as parsed (in <>), or the raw "FROM:..." argument. */
+static void illegal_address(struct smtp_session *s, const char *cmd,
+			    const char *addr)
+{
+	const char *colon = strchr(addr, ':');
+
+	if ((strncasecmp(addr, "FROM:", 5) == 0 || strncasecmp(addr, "TO:", 3) == 0)
+	    && colon != NULL)
+		msg_warn("Illegal address syntax from %s in %s command: %.200s",
+			 smtp_client_id(s), cmd, colon + 1 + strspn(colon + 1, " "));
+	else
+		msg_warn("Illegal address syntax from %s in %s command: <%.200s>",
+			 smtp_client_id(s), cmd, addr);
+}
+
 /* ---- HELO / EHLO ------------------------------------------------------------ */
 
 static bool ehlo_keyword_discarded(struct smtp_session *s, const char *kw)
@@ -151,9 +192,19 @@ static bool ehlo_keyword_discarded(struct smtp_session *s, const char *kw)
 
 static void ehlo_reply(struct smtp_session *s)
 {
-	const char *kw[8];
-	char size[40];
+	const char *kw[12];
+	char size[40], mbuf[600];
+	const char *mrej = milter_other_event(s, mbuf, sizeof mbuf);
 	int n = 0;
+
+	/* Postfix: after a milter's 5xx at connect or HELO, EHLO announces
+	 * ENHANCEDSTATUSCODES only */
+	if (mrej && mrej[0] == '5') {
+		s->pipelining_offered = false;
+		smtp_reply_raw(s, "250-%s", smtp_hostname(s));
+		smtp_reply_raw(s, "250 ENHANCEDSTATUSCODES");
+		return;
+	}
 
 	snprintf(size, sizeof size, "SIZE %lld", s->lim.message_size_limit);
 	s->pipelining_offered = !ehlo_keyword_discarded(s, "PIPELINING");
@@ -163,6 +214,9 @@ static void ehlo_reply(struct smtp_session *s)
 		kw[n++] = s->lim.message_size_limit ? size : "SIZE";
 	if (!s->lim.disable_vrfy && !ehlo_keyword_discarded(s, "VRFY"))
 		kw[n++] = "VRFY";
+	if (smtp_starttls_offered(s) && !ehlo_keyword_discarded(s, "STARTTLS"))
+		kw[n++] = "STARTTLS";
+	smtp_auth_ehlo(s, kw, &n);      /* AUTH (and AUTH=) */
 	if (!ehlo_keyword_discarded(s, "ENHANCEDSTATUSCODES"))
 		kw[n++] = "ENHANCEDSTATUSCODES";
 	if (!ehlo_keyword_discarded(s, "8BITMIME"))
@@ -208,7 +262,8 @@ static void cmd_helo_ehlo(struct smtp_session *s, char *arg, bool esmtp)
 	while (end > arg && end[-1] == ' ')
 		*--end = 0;
 	if (*arg == 0) {
-		smtp_reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+		/* no enhanced status code before EHLO is done, as Postfix */
+		smtp_reply(s, "501 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
 		return;
 	}
 	smtp_txn_reset(s, true);
@@ -223,15 +278,32 @@ static void cmd_helo_ehlo(struct smtp_session *s, char *arg, bool esmtp)
 
 /* ---- MAIL ----------------------------------------------------------------- */
 
-/* Apply one MAIL parameter; returns NULL or an error reply. */
-static const char *mail_param(struct smtp_session *s, struct esmtp_param *p)
+/* Postfix's reply to a parameter it does not take: the whole word. */
+static const char *unsupported_option(const struct esmtp_param *p, char *buf,
+				      size_t blen)
+{
+	snprintf(buf, blen, "555 5.5.4 Unsupported option: %.500s%s%.500s",
+		 p->name, p->value ? "=" : "", p->value ? p->value : "");
+	return buf;
+}
+
+/* Apply one MAIL parameter; returns NULL or an error reply (in buf for
+ * an unsupported one).  As in Postfix, a keyword is only known with its
+ * "=value" (SMTPUTF8: without one); a second RET or ENVID is bad syntax. */
+static const char *mail_param(struct smtp_session *s, struct esmtp_param *p,
+			      char *buf, size_t blen)
 {
 	struct queue_envelope *env = &s->txn.env;
 	const char *v = p->value;
 	char *end;
 
-	if (strcasecmp(p->name, "SIZE") == 0) {
-		if (v == NULL || !isdigit((unsigned char)*v))
+	if (v == NULL) {
+		if (strcasecmp(p->name, "SMTPUTF8") != 0
+		    || !cfg_bool(s->cfg, "smtputf8_enable"))
+			return unsupported_option(p, buf, blen);
+		env->smtputf8 = true;
+	} else if (strcasecmp(p->name, "SIZE") == 0) {
+		if (!isdigit((unsigned char)*v))
 			return "501 5.5.4 Bad message size syntax";
 		errno = 0;
 		s->txn.declared_size = strtoll(v, &end, 10);
@@ -241,52 +313,42 @@ static const char *mail_param(struct smtp_session *s, struct esmtp_param *p)
 		    && s->txn.declared_size > s->lim.message_size_limit)
 			return "552 5.3.4 Message size exceeds fixed limit";
 	} else if (strcasecmp(p->name, "BODY") == 0) {
-		if (v && strcasecmp(v, "8BITMIME") == 0)
+		if (strcasecmp(v, "8BITMIME") == 0)
 			env->body = BODY_8BITMIME;
-		else if (v && strcasecmp(v, "7BIT") == 0)
+		else if (strcasecmp(v, "7BIT") == 0)
 			env->body = BODY_7BIT;
 		else
-			return "501 5.5.4 Unsupported BODY parameter";
-	} else if (strcasecmp(p->name, "SMTPUTF8") == 0) {
-		if (!cfg_bool(s->cfg, "smtputf8_enable"))
-			return "555 5.5.4 Unsupported option: SMTPUTF8";
-		if (v != NULL)
-			return "501 5.5.4 Bad SMTPUTF8 parameter syntax";
-		env->smtputf8 = true;
+			return unsupported_option(p, buf, blen);
 	} else if (strcasecmp(p->name, "RET") == 0) {
-		if (env->ret != DSN_RET_NONE)
-			return "501 5.5.4 Duplicate RET parameter";
-		if (v && strcasecmp(v, "FULL") == 0)
+		if (env->ret == DSN_RET_NONE && strcasecmp(v, "FULL") == 0)
 			env->ret = DSN_RET_FULL;
-		else if (v && strcasecmp(v, "HDRS") == 0)
+		else if (env->ret == DSN_RET_NONE && strcasecmp(v, "HDRS") == 0)
 			env->ret = DSN_RET_HDRS;
 		else
 			return "501 5.5.4 Bad RET parameter syntax";
 	} else if (strcasecmp(p->name, "ENVID") == 0) {
-		if (env->envid)
-			return "501 5.5.4 Duplicate ENVID parameter";
-		if (v == NULL || !smtp_xtext_valid(v) || strlen(v) > 100)
+		if (env->envid || !smtp_xtext_valid(v) || strlen(v) > 100)
 			return "501 5.5.4 Bad ENVID parameter syntax";
 		env->envid = xstrdup(v);
 	} else if (strcasecmp(p->name, "AUTH") == 0) {
 		/* RFC 4954: ignored unless the session is authenticated. */
-		if (v == NULL || !smtp_xtext_valid(v))
+		if (!smtp_xtext_valid(v))
 			return "501 5.5.4 Bad AUTH parameter syntax";
+		return smtp_auth_mail_param(s, v);
 	} else {
-		return NULL;   /* caller builds "555 5.5.4 Unsupported option: X" */
+		return unsupported_option(p, buf, blen);
 	}
 	return NULL;
 }
 
-static bool is_known_mail_param(const char *name)
+/* SMTPUTF8 among the parameters (looked for before the address, which
+ * it allows to be UTF-8). */
+static bool mail_smtputf8(struct smtp_session *s, struct esmtp_param *params,
+			  int n)
 {
-	static const char *const known[] = {
-		"SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "AUTH", NULL
-	};
-
-	for (int i = 0; known[i]; i++)
-		if (strcasecmp(name, known[i]) == 0)
-			return true;
+	for (int i = 0; i < n; i++)
+		if (params[i].value == NULL && strcasecmp(params[i].name, "SMTPUTF8") == 0)
+			return cfg_bool(s->cfg, "smtputf8_enable");
 	return false;
 }
 
@@ -303,46 +365,56 @@ static void mail_done(struct smtp_session *s, int verdict)
 	smtp_resume_input(s);
 }
 
+/* Postfix's order: sequence, command syntax, the address (501 5.1.7,
+ * or 553 5.6.7 for UTF-8 without SMTPUTF8), then the parameters. */
 static const char *mail_checks(struct smtp_session *s, char *arg,
-			       char *unsupported, size_t ulen)
+			       char *buf, size_t blen)
 {
 	struct esmtp_param params[MAX_ESMTP_PARAMS];
 	const char *err;
 	char *addr;
-	int n = 0;
+	int n = 0, rc;
+	bool utf8;
 
 	if (s->lim.helo_required && s->helo_name == NULL)
 		return "503 5.5.1 Error: send HELO/EHLO first";
+	if (!s->txn.active)
+		smtp_auth_mail_start(s);        /* AUTH= and the login */
 	if (s->txn.active)
 		return "503 5.5.1 Error: nested MAIL command";
-	if (smtp_parse_path(arg, "FROM", s->lim.strict_rfc821_envelopes, &addr,
-			    params, &n, MAX_ESMTP_PARAMS) < 0)
-		return "501 5.5.4 Syntax: MAIL FROM:<address>";
-	for (int i = 0; i < n; i++) {
-		if (!is_known_mail_param(params[i].name)) {
-			snprintf(unsupported, ulen, "555 5.5.4 Unsupported option: %s",
-				 params[i].name);
-			return unsupported;
-		}
-		if ((err = mail_param(s, &params[i])) != NULL)
-			return err;
-	}
-	if (!smtp_address_valid(addr, s->txn.env.smtputf8)) {
-		for (const char *p = addr; *p; p++)
-			if ((unsigned char)*p >= 0x80 && !s->txn.env.smtputf8)
-				return "553 5.6.7 Must declare SMTPUTF8 to send unicode address";
+	rc = smtp_parse_path(arg, "FROM", s->lim.strict_rfc821_envelopes, &addr,
+			     params, &n, MAX_ESMTP_PARAMS);
+	if (rc == SMTP_PATH_ADDRESS) {
+		illegal_address(s, "MAIL", arg);
 		return "501 5.1.7 Bad sender address syntax";
 	}
+	if (rc < 0)
+		return "501 5.5.4 Syntax: MAIL FROM:<address>";
+	utf8 = mail_smtputf8(s, params, n);
+	/* good syntax but for its UTF-8: Postfix's 553 (bad syntax: 501) */
+	if (!utf8 && smtp_address_valid(addr, true) && !smtp_address_valid(addr, false))
+		return "553 5.6.7 Must declare SMTPUTF8 to send unicode address";
+	if ((err = smtp_address_check(s->cfg, addr, true,
+				      s->lim.strict_rfc821_envelopes, utf8)) != NULL) {
+		illegal_address(s, "MAIL", addr);
+		return err;
+	}
+	for (int i = 0; i < n; i++)
+		if ((err = mail_param(s, &params[i], buf, blen)) != NULL)
+			return err;
 	if (!queue_space_ok(smtp_queue_dir(s),
 			    s->txn.declared_size, cfg_size(s->cfg, "queue_minfree")))
 		return "452 4.3.1 Insufficient system storage";
 	s->txn.env.sender = xstrdup(addr);
+	milter_note_params(s, false, params, n);    /* SMFIC_MAIL's, as sent */
 	return NULL;
 }
 
+static int open_queue_file(struct smtp_session *s);
+
 static void cmd_mail(struct smtp_session *s, char *arg)
 {
-	char unsupported[128];
+	char unsupported[1100];
 	const char *err = mail_checks(s, arg, unsupported, sizeof unsupported);
 
 	if (err) {
@@ -353,6 +425,19 @@ static void cmd_mail(struct smtp_session *s, char *arg)
 		if (!s->txn.active)
 			txn_free_envelope(&s->txn);
 		smtp_reply(s, "%s", err);
+		return;
+	}
+	if (smtp_anvil_over(s, ANVIL_EV_MAIL)) {   /* _message_rate_limit */
+		txn_free_envelope(&s->txn);
+		smtp_reply(s, "452 4.3.2 Too much mail from %s", s->client_addr);
+		return;
+	}
+	/* smtpd_delay_open_until_valid_rcpt = no: the queue file (and the
+	 * queue ID, the milters' i macro) from MAIL on, as Postfix */
+	if (!cfg_bool(s->cfg, "smtpd_delay_open_until_valid_rcpt")
+	    && open_queue_file(s) < 0) {
+		txn_free_envelope(&s->txn);
+		smtp_reply(s, "451 4.3.0 Error: queue file write error");
 		return;
 	}
 	s->txn.active = true;
@@ -428,11 +513,17 @@ static int open_queue_file(struct smtp_session *s)
 		return -1;
 	}
 	snprintf(s->queue_id, sizeof s->queue_id, "%s", queue_file_id(s->txn.qf));
-	msg_info("%s: client=%s", s->queue_id, smtp_client_id(s));
+	msg_info("%s: client=%s%s", s->queue_id, smtp_client_id(s),
+		 smtp_auth_log_fields(s));
 	return 0;
 }
 
-struct pending_rcpt { char *addr; char *orcpt; int notify; };
+/* addr is the external form (queued as sent), name Postfix's internal
+ * form, which the restrictions look up and show in replies. */
+struct pending_rcpt {
+	char *addr; char *name; char *orcpt; int notify;
+	int verdict; char *rej_reply;  /* while milters hear of a reject */
+};
 
 /* postmaster, or postmaster@ one of our own names (RFC 5321 4.5.1).  Only
  * local domains: the bypass must never help relaying. */
@@ -464,7 +555,7 @@ static void rcpt_finish(struct smtp_session *s, struct pending_rcpt *pr,
 		&& s->txn.env.sender[0] == 0 && is_local_postmaster(s, pr->addr);
 
 	snprintf(deflt, sizeof deflt,
-		 "<%s>: Recipient address rejected: Access denied", pr->addr);
+		 "<%s>: Recipient address rejected: Access denied", pr->name);
 	if (postmaster_bypass)
 		msg_info("%s: null sender to <%s> accepted despite a reject (RFC 5321 4.5.1)",
 			 smtp_queue_id_or_noqueue(s), pr->addr);
@@ -478,7 +569,7 @@ static void rcpt_finish(struct smtp_session *s, struct pending_rcpt *pr,
 	smtp_reply(s, "250 2.1.5 Ok");
 }
 
-static void rcpt_done(struct smtp_session *s, int verdict)
+static void rcpt_complete(struct smtp_session *s, int verdict)
 {
 	struct pending_rcpt *pr = (struct pending_rcpt *)s->txn.cur_rcpt_ctx;
 
@@ -486,27 +577,61 @@ static void rcpt_done(struct smtp_session *s, int verdict)
 	s->txn.cur_rcpt = NULL;
 	s->txn.cur_rcpt_ctx = NULL;
 	free(pr->addr);
+	free(pr->name);
 	free(pr->orcpt);
+	free(pr->rej_reply);
 	free(pr);
 	smtp_resume_input(s);
 }
 
+/* The milters that asked for rejected recipients have heard of it. */
+static void rcpt_rej_done(struct smtp_session *s, int unused)
+{
+	rcpt_complete(s, ((struct pending_rcpt *)s->txn.cur_rcpt_ctx)->verdict);
+}
+
+/* A recipient the restrictions (not a milter) refused goes to the
+ * milters that negotiated SMFIP_RCPT_REJ first, as in Postfix. */
+static void rcpt_done(struct smtp_session *s, int verdict)
+{
+	struct pending_rcpt *pr = (struct pending_rcpt *)s->txn.cur_rcpt_ctx;
+	const char *dsn, *text;
+	char deflt[600];
+	int code;
+
+	snprintf(deflt, sizeof deflt,
+		 "<%s>: Recipient address rejected: Access denied", pr->name);
+	if (!filter_reply_by_milter(s) && milter_wants_rcpt_rej(s)
+	    && smtp_verdict_reply(s, verdict, &code, &dsn, &text, deflt)
+	    && !(verdict == SLUICE_REJECT && s->txn.env.sender[0] == 0
+		 && is_local_postmaster(s, pr->addr))) {
+		pr->verdict = verdict;
+		if (asprintf(&pr->rej_reply, "%d %s %s", code, dsn, text) < 0)
+			msg_fatal("out of memory");
+		milter_run_rcpt_rej(s, pr->rej_reply, rcpt_rej_done);
+		return;
+	}
+	rcpt_complete(s, verdict);
+}
+
+/* NOTIFY= and ORCPT=, once each (a second one is bad syntax, as in
+ * Postfix); anything else is an unsupported option. */
 static const char *rcpt_params(struct esmtp_param *params, int n,
 			       struct pending_rcpt *pr, char *buf, size_t blen)
 {
 	for (int i = 0; i < n; i++) {
-		if (strcasecmp(params[i].name, "NOTIFY") == 0) {
-			if ((pr->notify = parse_notify(params[i].value)) < 0)
+		if (params[i].value == NULL) {
+			return unsupported_option(&params[i], buf, blen);
+		} else if (strcasecmp(params[i].name, "NOTIFY") == 0) {
+			if (pr->notify != 0
+			    || (pr->notify = parse_notify(params[i].value)) < 0)
 				return "501 5.5.4 Error: Bad NOTIFY parameter syntax";
 		} else if (strcasecmp(params[i].name, "ORCPT") == 0) {
-			if (!orcpt_valid(params[i].value))
+			if (pr->orcpt || !orcpt_valid(params[i].value))
 				return "501 5.5.4 Error: Bad ORCPT parameter syntax";
-			free(pr->orcpt);
 			pr->orcpt = xstrdup(params[i].value);
 		} else {
-			snprintf(buf, blen, "555 5.5.4 Unsupported option: %s",
-				 params[i].name);
-			return buf;
+			return unsupported_option(&params[i], buf, blen);
 		}
 	}
 	return NULL;
@@ -516,48 +641,60 @@ static void cmd_rcpt(struct smtp_session *s, char *arg)
 {
 	struct esmtp_param params[MAX_ESMTP_PARAMS];
 	struct pending_rcpt *pr;
-	char buf[128], deflt[600];
+	char buf[1100];
 	const char *err;
 	char *addr;
-	int n = 0;
+	int n = 0, rc;
 
 	if (!s->txn.active) {
 		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
-	if (smtp_parse_path(arg, "TO", s->lim.strict_rfc821_envelopes, &addr,
-			    params, &n, MAX_ESMTP_PARAMS) < 0) {
+	if (s->txn.bdat_used) {
+		smtp_reply(s, "503 5.5.1 Error: RCPT after BDAT");
+		return;
+	}
+	rc = smtp_parse_path(arg, "TO", s->lim.strict_rfc821_envelopes, &addr,
+			     params, &n, MAX_ESMTP_PARAMS);
+	if (rc == SMTP_PATH_ADDRESS) {
+		illegal_address(s, "RCPT", arg);
+		smtp_reply(s, "501 5.1.3 Bad recipient address syntax");
+		return;
+	}
+	if (rc < 0) {
 		smtp_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		return;
 	}
-	if (*addr == 0 || !smtp_address_valid(addr, s->txn.env.smtputf8)) {
-		for (const char *p = addr; *p; p++)
-			if ((unsigned char)*p >= 0x80 && !s->txn.env.smtputf8) {
-				smtp_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
-				return;
-			}
-		smtp_reply(s, "501 5.1.3 Bad recipient address syntax");
+	if (!s->txn.env.smtputf8 && smtp_address_valid(addr, true)
+	    && !smtp_address_valid(addr, false)) {
+		smtp_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+		return;
+	}
+	if ((err = smtp_address_check(s->cfg, addr, false, s->lim.strict_rfc821_envelopes,
+				      s->txn.env.smtputf8)) != NULL) {
+		illegal_address(s, "RCPT", addr);
+		smtp_reply(s, "%s", err);
 		return;
 	}
 	if (s->txn.env.nrcpt >= s->lim.recipient_limit) {
 		smtp_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
+	if (smtp_anvil_over(s, ANVIL_EV_RCPT)) {   /* _recipient_rate_limit */
+		smtp_reply(s, "452 4.3.2 Too many recipients from %s", s->client_addr);
+		return;
+	}
 	if ((pr = calloc(1, sizeof *pr)) == NULL)
 		msg_fatal("out of memory");
 	pr->addr = xstrdup(addr);
+	pr->name = xstrdup(addr);
+	if (!smtp_address_internal(addr, pr->name, strlen(addr) + 1))
+		strcpy(pr->name, addr);
 	if ((err = rcpt_params(params, n, pr, buf, sizeof buf)) != NULL) {
 		smtp_reply(s, "%s", err);
-	} else if (smtp_address_routes(addr, false)) {
-		snprintf(deflt, sizeof deflt,
-			 "<%s>: Recipient address rejected: sender-specified routing is not allowed",
-			 addr);
-		s->txn.cur_rcpt = pr->addr;     /* to=<> names this recipient */
-		smtp_log_reject(s, "reject", "RCPT", 550, "5.7.1", deflt);
-		s->txn.cur_rcpt = NULL;
-		smtp_reply(s, "550 5.7.1 %s", deflt);
 	} else {
-		s->txn.cur_rcpt = pr->addr;
+		milter_note_params(s, true, params, n);
+		s->txn.cur_rcpt = pr->name;
 		s->txn.cur_rcpt_ctx = pr;
 		filter_clear_reply(s);
 		smtp_pause_input(s);
@@ -565,18 +702,22 @@ static void cmd_rcpt(struct smtp_session *s, char *arg)
 		return;
 	}
 	free(pr->addr);
+	free(pr->name);
 	free(pr->orcpt);
 	free(pr);
 }
 
 /* ---- DATA and BDAT ---------------------------------------------------------- */
 
+/* Postfix's replies to DATA or BDAT without an accepted recipient:
+ * outside a transaction a protocol error, inside one (every RCPT refused,
+ * perhaps pipelined) "no valid recipients". */
 static const char *data_sequence_error(struct smtp_session *s)
 {
 	if (!s->txn.active)
-		return "503 5.5.1 Error: need MAIL command";
-	if (s->txn.env.nrcpt == 0)
 		return "503 5.5.1 Error: need RCPT command";
+	if (s->txn.env.nrcpt == 0)
+		return "554 5.5.1 Error: no valid recipients";
 	return NULL;
 }
 
@@ -637,17 +778,18 @@ static void cmd_data(struct smtp_session *s, char *arg)
 {
 	const char *err = data_sequence_error(s);
 
-	if (*arg) {
-		smtp_reply(s, "501 5.5.4 Syntax: DATA");
+	if (s->txn.bdat_used) {
+		/* RFC 3030 2: DATA after BDAT in one transaction is a 503. */
+		smtp_reply(s, "503 5.5.1 Error: DATA after BDAT");
 		return;
 	}
+	/* Postfix: the recipients first, then the syntax */
 	if (err) {
 		smtp_reply(s, "%s", err);
 		return;
 	}
-	if (s->txn.bdat_used) {
-		/* RFC 3030 2: DATA after BDAT in one transaction is a 503. */
-		smtp_reply(s, "503 5.5.1 Error: DATA after BDAT");
+	if (*arg) {
+		smtp_reply(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
 	filter_clear_reply(s);
@@ -689,12 +831,23 @@ static void cmd_bdat(struct smtp_session *s, char *arg)
 	s->bdat_remaining = size;
 	s->bdat_last = last;
 	if (err || s->txn.content_error) {
-		/* Consume the chunk, then reply (smtp_data.c). */
-		if (err) {
+		/* Consume the chunk, then reply (smtp_data.c).  Outside a
+		 * transaction the 503 leaves nothing behind; in one, the
+		 * transaction is a failed BDAT message from here on, as after
+		 * any failed chunk: Postfix answers each further chunk "551
+		 * 5.0.0 Discarded N bytes after earlier error" and forgets
+		 * the transaction with the LAST one. */
+		if (s->txn.content_error) {
+			s->txn.content_err_code = 551;
+			snprintf(s->txn.content_err_text,
+				 sizeof s->txn.content_err_text,
+				 "5.0.0 Discarded %lld bytes after earlier error", size);
+		} else {
 			s->txn.content_error = true;
-			s->txn.content_err_code = 503;
+			s->txn.content_err_code = atoi(err);
 			snprintf(s->txn.content_err_text,
 				 sizeof s->txn.content_err_text, "%s", err + 4);
+			s->txn.bdat_used = s->txn.active;
 		}
 		s->state = SS_BDAT;
 		s->content.skip = true;
@@ -734,6 +887,34 @@ static void cmd_quit(struct smtp_session *s, char *arg)
 	smtp_reply_close(s, "221 2.0.0 Bye");
 }
 
+/* VRFY's argument as Postfix reads it: an address, in <> or not, then
+ * perhaps SMTPUTF8; the other words are part of the address.  The
+ * SMTPUTF8 word is cut off arg (which the reply echoes). */
+static bool vrfy_address_ok(struct smtp_session *s, char *arg)
+{
+	char buf[1024], *addr = buf, *last;
+	size_t n = strlen(arg);
+
+	while (n > 0 && arg[n - 1] == ' ')
+		arg[--n] = 0;
+	last = strrchr(arg, ' ');
+	if (last && strcasecmp(last + 1, "SMTPUTF8") == 0
+	    && cfg_bool(s->cfg, "smtputf8_enable")) {
+		while (last > arg && last[-1] == ' ')
+			last--;
+		*last = 0;
+	}
+	if ((n = strlen(arg)) >= sizeof buf)
+		return false;
+	strcpy(buf, arg);
+	if (n >= 2 && buf[0] == '<' && buf[n - 1] == '>') {
+		buf[n - 1] = 0;
+		addr++;
+	}
+	return *addr && smtp_address_valid(addr, true)
+		&& smtp_address_resolvable(s->cfg, addr, true);
+}
+
 static void cmd_vrfy(struct smtp_session *s, char *arg)
 {
 	junk_command(s);
@@ -744,11 +925,94 @@ static void cmd_vrfy(struct smtp_session *s, char *arg)
 	while (*arg == ' ')
 		arg++;
 	if (*arg == 0) {
-		smtp_reply(s, "501 5.5.4 Syntax: VRFY address");
+		smtp_reply(s, "501 5.5.4 Syntax: VRFY address%s",
+			   cfg_bool(s->cfg, "smtputf8_enable") ? " [SMTPUTF8]" : "");
 		return;
 	}
-	/* Without recipient maps nothing can be verified: 252 as RFC 5321 says. */
+	if (!vrfy_address_ok(s, arg)) {
+		illegal_address(s, "VRFY", arg);
+		smtp_reply(s, "501 5.1.3 Bad recipient address syntax");
+		return;
+	}
+	/* No recipient table is asked (Postfix asks them): 252, as RFC 5321
+	 * allows for an address that is not verified. */
 	smtp_reply(s, "252 2.0.0 %s", arg);
+}
+
+/* ETRN domain (RFC 1985): smtpd_etrn_restrictions, then, for a domain in
+ * fast_flush_domains, a flush.  sluice has no per-site fast flush
+ * logs: the whole deferred queue is retried.  The domain is a host name
+ * or an address literal, after an optional '@' or '#'; Postfix's ETRN
+ * replies carry no enhanced status codes. */
+
+/* Is the ETRN domain one fast_flush_domains serves?  Names match
+ * themselves and their subdomains (as parent_domain_matches_subdomains
+ * has it for fast_flush_domains by default), ".name" only subdomains. */
+static bool flush_domain(struct smtp_session *s, const char *domain)
+{
+	char **list = cfg_list(s->cfg, "fast_flush_domains");
+	size_t dl = strlen(domain);
+	bool hit = false;
+
+	for (int i = 0; list && list[i] && !hit; i++) {
+		const char *d = list[i] + (list[i][0] == '.');
+		size_t n = strlen(d);
+
+		hit = (list[i][0] != '.' && strcasecmp(d, domain) == 0)
+			|| (dl > n && domain[dl - n - 1] == '.'
+			    && strcasecmp(domain + dl - n, d) == 0);
+	}
+	cfg_list_free(list);
+	return hit;
+}
+
+static void etrn_done(struct smtp_session *s, int verdict)
+{
+	const char *domain = rcheck_etrn_domain(rcheck_of(s));
+	char deflt[600];
+
+	snprintf(deflt, sizeof deflt, "<%s>: Etrn command rejected: Access denied",
+		 domain);
+	if (filter_rejected(s, verdict, "ETRN", deflt)) {
+		/* replied */
+	} else if (!flush_domain(s, domain)) {
+		msg_info("reject: ETRN %.100s... from %s", domain, smtp_client_id(s));
+		smtp_reply(s, "459 <%s>: service unavailable", domain);
+	} else {
+		(void)qmgr_trigger_send(smtp_queue_dir(s), QMGR_REQ_SCAN_ALL);
+		smtp_reply(s, "250 Queuing started");
+	}
+	filter_clear_reply(s);
+	smtp_resume_input(s);
+}
+
+static void cmd_etrn(struct smtp_session *s, char *arg)
+{
+	junk_command(s);
+	while (*arg == ' ')
+		arg++;
+	if (s->lim.helo_required && s->helo_name == NULL) {
+		smtp_reply(s, "503 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->txn.active) {
+		smtp_reply(s, "503 Error: MAIL transaction in progress");
+		return;
+	}
+	if (*arg == 0 || strchr(arg, ' ') != NULL) {
+		smtp_reply(s, "500 Syntax: ETRN domain");
+		return;
+	}
+	if (*arg == '@' || *arg == '#')
+		arg++;
+	if (!smtp_domain_valid(arg, false)) {
+		smtp_reply(s, "501 Error: invalid parameter syntax");
+		return;
+	}
+	rcheck_set_etrn_domain(rcheck_of(s), arg);
+	filter_clear_reply(s);
+	smtp_pause_input(s);
+	rcheck_stage(s, RS_ETRN, etrn_done);
 }
 
 static void cmd_help(struct smtp_session *s, char *arg)
@@ -782,9 +1046,32 @@ static const struct smtp_command {
 	{ "NOOP", CMD_NOOP, cmd_noop, true },
 	{ "QUIT", CMD_QUIT, cmd_quit, true },
 	{ "VRFY", CMD_VRFY, cmd_vrfy, false },
+	{ "ETRN", CMD_ETRN, cmd_etrn, false },
+	{ "AUTH", CMD_AUTH, smtp_auth_cmd, false },
 	{ "HELP", CMD_HELP, cmd_help, true },
+	{ "STARTTLS", CMD_STARTTLS, smtp_cmd_starttls, false },
 	{ NULL, CMD_UNKNOWN, NULL, false }
 };
+
+/* Postfix's defence against other protocols spoken to the SMTP port (an
+ * HTTP request a web page makes a browser send, a message header sent
+ * as a command): a first word that is CONNECT, GET or POST, or that is a
+ * header name and ':' - the session ends with a 221. */
+static bool non_smtp_command(const char *line)
+{
+	static const char *const verbs[] = { "CONNECT", "GET", "POST", NULL };
+	size_t n = strcspn(line, " "), name = strcspn(line, ":");
+
+	for (int i = 0; verbs[i]; i++)
+		if (n == strlen(verbs[i]) && strncasecmp(line, verbs[i], n) == 0)
+			return true;
+	if (name >= n)
+		return false;                   /* no ':' in the first word */
+	for (size_t i = 0; i < name; i++)
+		if ((unsigned char)line[i] < 33 || (unsigned char)line[i] > 126)
+			return false;
+	return true;
+}
 
 /* MAIL FROM: and RCPT TO: carry their keyword after the verb; everything
  * else is "VERB args". */
@@ -793,7 +1080,7 @@ static const struct smtp_command *lookup_command(char *line, char **arg)
 	size_t n = strcspn(line, " ");
 
 	for (const struct smtp_command *c = command_table; c->name; c++) {
-		if (n == 4 && strncasecmp(line, c->name, 4) == 0) {
+		if (n == strlen(c->name) && strncasecmp(line, c->name, n) == 0) {
 			*arg = line + n;
 			if (**arg == ' ')
 				(*arg)++;
@@ -803,11 +1090,57 @@ static const struct smtp_command *lookup_command(char *line, char **arg)
 	return NULL;
 }
 
+/* The milters' answer to an unknown command: their reject or tempfail
+ * replaces Postfix's "command not recognized" (logged "milter-reject:
+ * UNKNOWN from ..."). */
+static void unknown_done(struct smtp_session *s, int verdict)
+{
+	if (!filter_rejected(s, verdict, "UNKNOWN", "Error: command not recognized"))
+		smtp_reply(s, "500 5.5.2 Error: command not recognized");
+	filter_clear_reply(s);
+	smtp_resume_input(s);
+}
+
+/* An unknown command goes to the milters (SMFIC_UNKNOWN, its first word,
+ * as Postfix sends it) while the session waits. */
+static void unknown_command(struct smtp_session *s, const char *line)
+{
+	char verb[256];
+
+	if (s->reject_all || !milter_session_wanted(s)) {
+		smtp_reply(s, "500 5.5.2 Error: command not recognized");
+		return;
+	}
+	snprintf(verb, sizeof verb, "%.*s", (int)strcspn(line, " "), line);
+	filter_clear_reply(s);
+	smtp_pause_input(s);
+	milter_run_unknown(s, verb, unknown_done);
+}
+
+/* After a milter's connect or HELO reject, AUTH and STARTTLS get its
+ * reply (a 4xx as "454 4.3.0 Try again later"), as in Postfix. */
+static bool milter_refuses(struct smtp_session *s, enum smtp_cmd_id id)
+{
+	char buf[600];
+	const char *r;
+
+	if (id != CMD_AUTH && id != CMD_STARTTLS)
+		return false;
+	if ((r = milter_other_event(s, buf, sizeof buf)) == NULL)
+		return false;
+	smtp_reply(s, "%s", r);
+	return true;
+}
+
 void smtp_command(struct smtp_session *s, char *line, size_t len)
 {
 	const struct smtp_command *c;
 	char *arg;
 
+	if (smtp_auth_busy(s)) {             /* a response to a 334 */
+		smtp_auth_response(s, line);
+		return;
+	}
 	if (memchr(line, 0, len) != NULL || len == 0) {
 		s->cur_cmd = CMD__COUNT;    /* not a command: no "unknown=" count */
 		smtp_reply(s, "500 5.5.2 Error: bad syntax");
@@ -819,7 +1152,12 @@ void smtp_command(struct smtp_session *s, char *line, size_t len)
 		s->cmd_count[CMD_UNKNOWN]++;
 		s->cmd_total++;
 		smtp_set_last_command(s, "UNKNOWN");
-		smtp_reply(s, "502 5.5.2 Error: command not recognized");
+		if (non_smtp_command(line)) {
+			msg_warn("non-SMTP command from %s: %.100s", smtp_client_id(s), line);
+			smtp_reply_close(s, "221 2.7.0 Error: I can break rules, too. Goodbye.");
+			return;
+		}
+		unknown_command(s, line);
 		return;
 	}
 	s->cur_cmd = c->id;
@@ -827,8 +1165,13 @@ void smtp_command(struct smtp_session *s, char *line, size_t len)
 	s->cmd_total++;
 	smtp_set_last_command(s, c->name);
 	if (s->reject_all && !c->allowed_when_rejected) {
-		smtp_reply(s, "%s", s->reject_all_reply);
+		smtp_reply(s, "%s", s->reject_all_reply ? s->reject_all_reply
+			   : "503 5.7.0 Error: access denied");
 		return;
 	}
+	if (smtp_starttls_required(s, c->id))   /* smtpd_tls_security_level */
+		return;
+	if (milter_refuses(s, c->id))
+		return;
 	c->fn(s, arg);
 }

@@ -33,10 +33,13 @@
 #include "config.h"
 #include "filter_chain.h"
 #include "log.h"
+#include "milter.h"
 #include "plugins/sluice_plugin.h"
 #include "qmgr_trigger.h"
 #include "queue.h"
+#include "smtp_auth.h"
 #include "smtp_proto.h"
+#include "tls_server.h"
 #include "version.h"
 
 /* Pass a line through in pieces once this much is buffered without LF. */
@@ -202,9 +205,16 @@ static void content_line(struct smtp_session *s, const char *p, size_t n,
 
 static const char *protocol_name(const struct smtp_session *s)
 {
+	bool authenticated = s->sasl_username != NULL;  /* RFC 3848 "A" */
+	bool tls = s->tls != NULL;                      /* RFC 3848 "S" */
+
 	if (s->txn.env.smtputf8)
-		return s->esmtp ? "UTF8SMTP" : "UTF8SMTP";
-	return s->esmtp ? "ESMTP" : "SMTP";
+		return authenticated ? (tls ? "UTF8SMTPSA" : "UTF8SMTPA")
+			: (tls ? "UTF8SMTPS" : "UTF8SMTP");
+	if (!s->esmtp)
+		return "SMTP";
+	return authenticated ? (tls ? "ESMTPSA" : "ESMTPA")
+		: (tls ? "ESMTPS" : "ESMTP");
 }
 
 static void rfc2822_date(char *buf, size_t len)
@@ -219,7 +229,7 @@ static void rfc2822_date(char *buf, size_t len)
 int smtp_data_begin(struct smtp_session *s)
 {
 	struct timeval tv;
-	char date[80], hdr[2048];
+	char date[80], hdr[2048], tls[640];
 	int n;
 
 	memset(&s->content, 0, sizeof s->content);
@@ -229,18 +239,24 @@ int smtp_data_begin(struct smtp_session *s)
 	s->txn.env.arrival_sec = tv.tv_sec;
 	s->txn.env.arrival_usec = tv.tv_usec;
 	rfc2822_date(date, sizeof date);
+	tls_server_received(s, tls, sizeof tls);    /* smtpd_tls_received_header */
+	/* PREPEND actions: on top, above our Received: (as Postfix) */
+	for (int i = 0; i < s->txn.nprepend; i++)
+		content_line(s, s->txn.prepend[i], strlen(s->txn.prepend[i]), true);
 	if (s->txn.env.nrcpt == 1)
 		n = snprintf(hdr, sizeof hdr,
-			     "Received: from %s (%s [%s])\n\tby %s (%s) with %s id %s\n\tfor <%s>; %s",
+			     "Received: from %s (%s [%s])%s%s\n\tby %s (%s) with %s id %s\n\tfor <%s>; %s",
 			     s->helo_name ? s->helo_name : s->client_name,
-			     s->client_name, s->client_addr, smtp_hostname(s),
+			     s->client_name, s->client_addr, tls,
+			     smtp_auth_received(s), smtp_hostname(s),
 			     cfg_str(s->cfg, "mail_name"), protocol_name(s),
 			     s->queue_id, s->txn.env.rcpt[0].addr, date);
 	else
 		n = snprintf(hdr, sizeof hdr,
-			     "Received: from %s (%s [%s])\n\tby %s (%s) with %s id %s;\n\t%s",
+			     "Received: from %s (%s [%s])%s%s\n\tby %s (%s) with %s id %s;\n\t%s",
 			     s->helo_name ? s->helo_name : s->client_name,
-			     s->client_name, s->client_addr, smtp_hostname(s),
+			     s->client_name, s->client_addr, tls,
+			     smtp_auth_received(s), smtp_hostname(s),
 			     cfg_str(s->cfg, "mail_name"), protocol_name(s),
 			     s->queue_id, date);
 	if (n < 0 || (size_t)n >= sizeof hdr)
@@ -405,6 +421,24 @@ void smtp_bdat_input(struct smtp_session *s)
 
 static void commit_done(void *arg, int err);
 
+/* Add a recipient made by an action (no DSN parameters). */
+static void append_recipient(struct smtp_txn *t, const char *addr)
+{
+	struct queue_rcpt *r;
+
+	if (t->env.nrcpt >= t->rcpt_alloc) {
+		t->rcpt_alloc = t->rcpt_alloc ? 2 * t->rcpt_alloc : 8;
+		t->env.rcpt = realloc(t->env.rcpt, t->rcpt_alloc * sizeof *r);
+		if (t->env.rcpt == NULL)
+			msg_fatal("out of memory");
+	}
+	r = &t->env.rcpt[t->env.nrcpt++];
+	memset(r, 0, sizeof *r);
+	if ((r->addr = strdup(addr)) == NULL)
+		msg_fatal("out of memory");
+	r->status = 'P';
+}
+
 static char *serialize_headers(struct smtp_session *s, size_t *len)
 {
 	struct evbuffer *b = evbuffer_new();
@@ -422,6 +456,36 @@ static char *serialize_headers(struct smtp_session *s, size_t *len)
 	return out;
 }
 
+static void replace_recipients(struct smtp_txn *t, const char *addr)
+{
+	for (int i = 0; i < t->env.nrcpt; i++) {
+		free(t->env.rcpt[i].addr);
+		free(t->env.rcpt[i].orcpt);
+	}
+	t->env.nrcpt = 0;
+	append_recipient(t, addr);
+}
+
+/*
+ * The message actions of the restriction lists (access(5)), applied as
+ * Postfix's cleanup does: REDIRECT replaces every recipient with one,
+ * BCC adds recipients, FILTER (or else content_filter) names the content
+ * filter the queue manager delivers to.  PREPEND was written with the
+ * headers, HOLD and DISCARD are the transaction's flags.
+ */
+static void apply_actions(struct smtp_session *s)
+{
+	struct smtp_txn *t = &s->txn;
+	const char *cf = cfg_str(s->cfg, "content_filter");
+
+	if (t->redirect)
+		replace_recipients(t, t->redirect);
+	for (int i = 0; i < t->nbcc; i++)
+		append_recipient(t, t->bcc[i]);
+	if (t->env.filter == NULL && *cf)
+		t->env.filter = strdup(cf);
+}
+
 static void fill_envelope(struct smtp_session *s)
 {
 	struct queue_envelope *env = &s->txn.env;
@@ -437,6 +501,7 @@ static void fill_envelope(struct smtp_session *s)
 	env->hold = s->txn.hold;
 	env->hold_reason = s->txn.hold_reason ? strdup(s->txn.hold_reason) : NULL;
 	env->size = queue_content_size(s->txn.qf);
+	apply_actions(s);
 }
 
 static void log_eom_action(struct smtp_session *s, const char *action,
@@ -469,16 +534,18 @@ static void eom_done(struct smtp_session *s, int verdict)
 		return;
 	}
 	if (s->txn.discard) {
-		log_eom_action(s, "discard", NULL);
+		if (!s->txn.discard_logged)
+			log_eom_action(s, "discard", NULL);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->queue_id);
 		finish_transaction(s);
 		return;
 	}
-	if (s->txn.hold)
+	if (s->txn.hold && !s->txn.hold_logged)
 		log_eom_action(s, "hold", s->txn.hold_reason);
-	if (s->txn.hdr_modified) {
+	if (s->txn.hdr_modified || milter_body_replaced(filter_milters(s))) {
 		hdrs = serialize_headers(s, &hlen);
-		if (queue_replace_headers(s->txn.qf, hdrs, hlen) < 0)
+		if (milter_replace_content(filter_milters(s), s->txn.qf, hdrs,
+					   hlen) < 0)
 			content_fail(s, 451, "4.3.0 Error: queue file write error");
 		free(hdrs);
 	}

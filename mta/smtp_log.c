@@ -11,6 +11,7 @@
 
 #include <event2/buffer.h>
 
+#include "filter_chain.h"
 #include "log.h"
 #include "smtp_proto.h"
 
@@ -32,8 +33,15 @@ void smtp_log_reject(struct smtp_session *s, const char *action,
 	char to[600] = "", from[600] = "", helo[600] = "";
 	const char *rcpt = s->txn.cur_rcpt;
 
-	if (code)
+	if (filter_reply_by_milter(s) && !strcmp(action, "reject")) {
+		action = "milter-reject";       /* as Postfix names it */
+		if (!strcmp(stage, "END-OF-MESSAGE") && code)
+			code = -1;      /* Postfix's cleanup logs no reply code */
+	}
+	if (code > 0)
 		snprintf(codes, sizeof codes, "%d %s ", code, dsn);
+	else if (code < 0)
+		snprintf(codes, sizeof codes, "%s ", dsn);
 	if (rcpt == NULL && s->txn.env.nrcpt > 0)
 		rcpt = s->txn.env.rcpt[0].addr;
 	if (s->txn.env.sender)

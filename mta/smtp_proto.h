@@ -2,8 +2,9 @@
  * smtp_proto.h - internal interfaces of the SMTP server, shared by
  * smtp_session.c (life cycle, input, replies), smtp_commands.c (the
  * command handlers), smtp_envelope.c (MAIL/RCPT parsing), smtp_data.c
- * (DATA/BDAT content) and smtp_log.c (Postfix-shaped log lines).
- * Nothing outside these files includes it.
+ * (DATA/BDAT content) and smtp_log.c (Postfix-shaped log lines); the
+ * restriction engine (restriction_eval.c) and `sluice explain` use its
+ * log line shapes too.  Nothing else includes it.
  */
 #ifndef SLUICE_SMTP_PROTO_H
 #define SLUICE_SMTP_PROTO_H
@@ -49,15 +50,40 @@ bool smtp_verdict_reply(struct smtp_session *s, int verdict, int *code,
 struct esmtp_param { char *name; char *value; };
 /* Parse "FROM:<addr> params" / "TO:<addr> params".  On success the
  * address (without <>, source route stripped) goes to *addr and the
- * parameters to params[] (max nparams); returns 0, or -1 with a reply in
- * err ("501 5.5.4 Syntax: ..."). */
+ * parameters to params[] (max nparams); returns 0, -1 when the command's
+ * syntax is wrong ("501 5.5.4 Syntax: ..."), or SMTP_PATH_ADDRESS when
+ * the address is (no closing '>', no <> with strict_rfc821_envelopes:
+ * "501 5.1.7 Bad sender address syntax" / "501 5.1.3 ..."). */
+#define SMTP_PATH_ADDRESS	(-2)
 int smtp_parse_path(char *arg, const char *keyword, bool strict,
 		    char **addr, struct esmtp_param *params, int *nparams,
 		    int maxparams);
-/* Is this an address we refuse to route (user%host@x, user!host@x,
- * source routes, quoted local parts hiding an '@')? */
-bool smtp_address_routes(const char *addr, bool had_source_route);
+/* Address syntax: no control characters, no unquoted specials (space
+ * < > ( ) , ;), balanced quotes, non-ASCII only with smtputf8.  Several
+ * '@' and an empty local part are syntax Postfix accepts. */
 bool smtp_address_valid(const char *addr, bool smtputf8);
+/* Postfix's smtpd_check_addr(): does the domain the address resolves to
+ * (local domains stripped, routing in the local part opened, as
+ * trivial-rewrite does) pass as a host name or address literal?  False
+ * gives Postfix's "501 5.1.7 Bad sender address syntax" / "501 5.1.3 Bad
+ * recipient address syntax". */
+struct config;
+bool smtp_address_resolvable(const struct config *c, const char *addr,
+			     bool smtputf8);
+/* Postfix's internal form, which its restrictions look up and show in
+ * their replies: the local part without quotes and backslash escapes
+ * ("user@host"@x -> user@host@x).  In buf (at least strlen(addr) + 1);
+ * false when the external form must stand in for it (a quote or
+ * backslash would remain, or buf is too small). */
+bool smtp_address_internal(const char *addr, char *buf, size_t len);
+/* All of Postfix's checks of a MAIL (sender) or RCPT address before any
+ * restriction: NULL, or the 501 reply.  "" is fine for a sender only;
+ * with strict (strict_rfc821_envelopes) an address may not start with
+ * '@'.  (A non-ASCII address without SMTPUTF8 is the caller's 553.) */
+const char *smtp_address_check(const struct config *c, const char *addr,
+			       bool sender, bool strict, bool smtputf8);
+/* A valid host name (UTF-8 labels with smtputf8) or address literal. */
+bool smtp_domain_valid(const char *domain, bool smtputf8);
 /* xtext (RFC 3461) syntax check. */
 bool smtp_xtext_valid(const char *s);
 

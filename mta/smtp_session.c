@@ -40,12 +40,15 @@
 #include <event2/event.h>
 
 #include "anvil.h"
+#include "smtp_anvil.h"
 #include "config.h"
 #include "filter_chain.h"
 #include "inet_addr.h"
 #include "log.h"
 #include "peer_name.h"
+#include "smtp_auth.h"
 #include "smtp_proto.h"
+#include "tls_server.h"
 
 static int session_count;
 static const char *queue_dir_here;      /* set once by the worker */
@@ -158,6 +161,19 @@ static void add_reply_line(struct smtp_session *s, char *line, size_t n)
 	evbuffer_add_printf(s->out, "\r\n%.*s%s\r\n", (int)plen, line, footer);
 }
 
+/* A multi-line reply text (a milter's SMFIR_REPLYCODE, "550 5.7.1 a\r\n
+ * 550 5.7.1 b"): every line but the last says "550-". */
+static void mark_continuations(char *line)
+{
+	char *eol;
+
+	while ((eol = strstr(line, "\r\n")) != NULL) {
+		if (eol - line >= 4 && line[3] == ' ')
+			line[3] = '-';
+		line = eol + 2;
+	}
+}
+
 static void vreply(struct smtp_session *s, bool account, const char *fmt,
 		   va_list ap)
 {
@@ -170,6 +186,14 @@ static void vreply(struct smtp_session *s, bool account, const char *fmt,
 	error = account && (line[0] == '4' || line[0] == '5');
 	if ((size_t)n >= sizeof line)
 		n = sizeof line - 1;
+	/* soft_bounce: every 5xx reply goes out as 4xx (Postfix's safety
+	 * net covers syntax errors too), its enhanced code with it */
+	if (line[0] == '5' && n >= 4 && s->cfg && cfg_bool(s->cfg, "soft_bounce")) {
+		line[0] = '4';
+		if (n > 5 && line[4] == '5' && line[5] == '.')
+			line[4] = '4';
+	}
+	mark_continuations(line);
 	add_reply_line(s, line, n);
 	if (error && s->cur_cmd < CMD__COUNT)   /* CMD__COUNT: not a command */
 		s->cmd_bad[s->cur_cmd]++;
@@ -216,11 +240,13 @@ static void session_free(struct smtp_session *s)
 	peer_name_cancel(s->peer_lookup);
 	filter_close(s);
 	smtp_txn_reset(s, false);
+	smtp_auth_free(s);
 	if (s->anvil_counted)
 		anvil_disconnect(s->client_addr);
 	smtp_log_disconnect(s);
 	if (s->bev)
 		bufferevent_free(s->bev);
+	tls_server_session_free(s);
 	event_free(s->tarpit);
 	event_free(s->resume_ev);
 	evbuffer_free(s->out);
@@ -288,7 +314,7 @@ static bool pipelining_violation(struct smtp_session *s, const char *line)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	bool must_be_last = !s->pipelining_offered;
 
-	if (!s->forbid_unauth_pipelining || evbuffer_get_length(in) == 0)
+	if (evbuffer_get_length(in) == 0)
 		return false;
 	/* A BDAT chunk follows its command by definition: only input beyond
 	 * the chunk is sent ahead. */
@@ -343,6 +369,7 @@ static int command_input(struct smtp_session *s)
 	size_t eol_len, len;
 	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len,
 						      EVBUFFER_EOL_LF);
+	bool ahead;
 	char *line;
 
 	if (eol.pos < 0) {
@@ -372,9 +399,17 @@ static int command_input(struct smtp_session *s)
 	if ((long long)len > s->lim.line_length_limit) {
 		s->cur_cmd = CMD__COUNT;    /* not a command: counted nowhere */
 		smtp_reply(s, "500 5.5.0 Error: line too long");
-	} else if (pipelining_violation(s, line)) {
+	} else if ((ahead = pipelining_violation(s, line))
+		   && s->forbid_unauth_pipelining) {
 		reject_pipelining(s, line);
 	} else {
+		/* remembered for reject_unauth_pipelining (Postfix's
+		 * SMTPD_FLAG_ILL_PIPELINING), logged once per session */
+		if (ahead && !s->ill_pipelining) {
+			s->ill_pipelining = true;
+			msg_info("improper command pipelining after %.*s from %s",
+				 (int)strcspn(line, " "), line, smtp_client_id(s));
+		}
 		smtp_command(s, line, len);
 	}
 	free(line);
@@ -438,7 +473,8 @@ static void on_write(struct bufferevent *bev, void *arg)
 	struct smtp_session *s = arg;
 
 	if (s->closing && evbuffer_get_length(s->out) == 0
-	    && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+	    && evbuffer_get_length(bufferevent_get_output(bev)) == 0
+	    && !tls_server_output_pending(s)) {   /* TLS: until sent */
 		session_drop(s);
 		return;
 	}
@@ -529,18 +565,36 @@ static void greet_done(struct smtp_session *s, int verdict)
 	if (s->dead)
 		return;
 	s->state = SS_COMMAND;
-	if (smtp_verdict_reply(s, verdict, &code, &dsn, &text,
-			       "Client host rejected: Access denied")) {
+	snprintf(buf, sizeof buf, "<%s>: Client host rejected: Access denied",
+		 smtp_client_id(s));
+	if (filter_reply_by_milter(s)
+	    && smtp_verdict_reply(s, verdict, &code, &dsn, &text, buf)) {
+		/* A milter's connect reject: Postfix greets "554 host ESMTP not
+		 * accepting connections" for a 5xx, "421 host Service
+		 * unavailable - try again later" for a 421, and its usual 220
+		 * otherwise; the milter's reply then answers MAIL, RCPT, DATA
+		 * (milter.c keeps it), HELO/EHLO get their 250. */
 		smtp_log_reject(s, "reject", "CONNECT", code, dsn, text);
-		if (code / 100 == 4) {
-			smtp_reply_close(s, "421 %s %s Service unavailable - try again later",
-					 dsn, smtp_hostname(s));
-		} else {
-			snprintf(buf, sizeof buf, "%d %s %s", code, dsn, text);
-			s->reject_all = true;
-			s->reject_all_reply = strdup(buf);
-			smtp_reply_raw(s, "%s", buf);
-		}
+		if (code == 421)
+			smtp_reply_close(s, "421 %s Service unavailable - try again later",
+					 smtp_hostname(s));
+		else if (code >= 500)
+			smtp_reply_raw(s, "554 %s ESMTP not accepting connections",
+				       smtp_hostname(s));
+		else
+			smtp_reply_raw(s, "220 %s", cfg_str(s->cfg, "smtpd_banner"));
+		filter_clear_reply(s);
+	} else if (smtp_verdict_reply(s, verdict, &code, &dsn, &text, buf)) {
+		smtp_log_reject(s, "reject", "CONNECT", code, dsn, text);
+		/* Postfix (smtpd_delay_reject = no): the reject or deferral
+		 * instead of the banner, then "503 5.7.0 Error: access denied
+		 * for host[addr]" to every command */
+		s->reject_all = true;
+		if (asprintf(&s->reject_all_reply,
+			     "503 5.7.0 Error: access denied for %s",
+			     smtp_client_id(s)) < 0)
+			s->reject_all_reply = NULL;
+		smtp_reply_raw(s, "%d %s %s", code, dsn, text);
 	} else {
 		smtp_keep_session_decisions(s);
 		smtp_reply_raw(s, "220 %s", cfg_str(s->cfg, "smtpd_banner"));
@@ -559,10 +613,11 @@ static bool over_connection_limit(struct smtp_session *s)
 		return false;
 	s->anvil_counted = true;
 	count = anvil_connect(s->client_addr);
-	if (limit <= 0 || count <= limit)
+	if (limit > 0 && count > limit)
+		msg_warn("Connection concurrency limit exceeded: %d from %s for service %s",
+			 count, smtp_client_id(s), s->listener->service);
+	else if (!smtp_anvil_over(s, ANVIL_EV_CONN))  /* _connection_rate_limit */
 		return false;
-	msg_warn("Connection concurrency limit exceeded: %d from %s for service %s",
-		 count, smtp_client_id(s), s->listener->service);
 	smtp_reply_close(s, "421 4.7.0 %s Error: too many connections from %s",
 			 smtp_hostname(s), s->client_addr);
 	return true;
@@ -579,7 +634,43 @@ static void session_connected(struct smtp_session *s)
 		flush_replies(s);
 		return;
 	}
+	/* smtps (smtpd_tls_wrappermode): the handshake comes before the
+	 * connect filters and the banner; tls_server.c greets. */
+	if (s->tls_wrapper) {
+		if (!tls_server_start(s)) {
+			msg_warn("cannot start TLS for %s: TLS not available due "
+				 "to local problem", smtp_client_id(s));
+			session_drop(s);
+		}
+		return;
+	}
+	smtp_session_greet(s);
+}
+
+/* ---- TLS (the bufferevent_openssl wiring; tls_server.c does the rest) -- */
+
+void smtp_session_greet(struct smtp_session *s)
+{
 	filter_run_stage(s, FS_CONNECT, greet_done);
+}
+
+/* The handshake completed: s->bev is now the TLS filter; the session
+ * reads and writes through it with its own callbacks and smtpd_timeout. */
+void smtp_session_tls_ready(struct smtp_session *s)
+{
+	struct timeval tv = { s->lim.timeout, 0 };
+
+	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_enable(s->bev, EV_WRITE);
+	bufferevent_disable(s->bev, EV_READ);   /* smtp_resume_input enables */
+}
+
+/* A failed handshake, or a closed TLS session whose output left. */
+void smtp_session_abort(struct smtp_session *s)
+{
+	s->closing = true;
+	session_drop(s);
 }
 
 static void peer_named(void *arg, const char *name, const char *reverse)
@@ -614,6 +705,7 @@ void smtp_session_start(struct event_base *base, int fd,
 	s->listener = l;
 	s->cfg = l->cfg;
 	s->last_cmd = "CONNECT";
+	s->tls_wrapper = tls_server_wrappermode(l->cfg);
 	load_limits(s);
 	set_endpoints(s, fd, peer);
 	s->bare_lf_excluded = inet_match_list(s->cfg,

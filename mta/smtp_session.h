@@ -62,6 +62,8 @@ struct smtp_txn {               /* one mail transaction (MAIL .. end of DATA) */
 	struct queue_file *qf;      /* open while content is received */
 	long long declared_size;
 	bool discard, hold;         /* filter decisions for this message */
+	bool discard_logged, hold_logged;   /* the restriction engine logged
+					     * its DISCARD / HOLD action */
 	char *hold_reason;
 	/* headers of the received message, for header hooks and eom edits */
 	struct smtp_header { char *name; char *value; } *hdr; int nhdr, hdr_alloc;
@@ -69,6 +71,14 @@ struct smtp_txn {               /* one mail transaction (MAIL .. end of DATA) */
 	bool bdat_used;             /* BDAT started: DATA no longer allowed */
 	bool content_error;         /* message rejected during content (size...) */
 	int content_err_code; char content_err_text[128];
+	/* access(5) actions of the restriction lists, applied to the
+	 * message (restriction_eval.c records them, smtp_data.c applies
+	 * them): PREPEND headers go on top of the message, REDIRECT
+	 * replaces the recipients, BCC adds recipients; FILTER is
+	 * env.filter, HOLD and DISCARD the flags above. */
+	char **prepend; int nprepend;
+	char *redirect;
+	char **bcc; int nbcc;
 };
 
 struct smtp_session {
@@ -90,6 +100,7 @@ struct smtp_session {
 	/* SMTP AUTH (filled by the AUTH command once it exists; NULL until
 	 * then): mechanism, login name, and the MAIL AUTH= sender */
 	char *sasl_method, *sasl_username, *sasl_sender;
+	struct smtp_auth *auth;         /* the AUTH exchange (smtp_auth.c) */
 	struct rcheck_state *rstate;    /* restriction engine, per session */
 
 	struct smtp_txn txn;
@@ -130,6 +141,8 @@ struct smtp_session {
 	bool bare_lf_excluded;      /* client in smtpd_forbid_bare_newline_exclusions */
 	bool forbid_unauth_pipelining;
 	bool pipelining_offered;    /* EHLO advertised PIPELINING */
+	bool ill_pipelining;        /* the client sent ahead where it must
+				     * not (reject_unauth_pipelining) */
 	/* DATA/BDAT content parsing */
 	struct content_state {
 		bool in_headers;        /* still reading the header block */
@@ -141,6 +154,19 @@ struct smtp_session {
 		char *message_id;
 	} content;
 	char *received_for;         /* single recipient for Received: ... for <x> */
+	/* TLS (tls_server.c, smtp_starttls.c).  `tls` is NULL in plaintext;
+	 * once a handshake completed it says what the policy protocol and
+	 * milters need (struct tls_info, tls_common.h): tls->protocol
+	 * ("TLSv1.3"), tls->cipher, tls->cipher_bits and alg_bits,
+	 * tls->peer_cert / peer_trusted, tls->peer_CN, peer_subject,
+	 * peer_issuer, issuer_CN, peer_cert_fprint and peer_pkey_fprint
+	 * (smtpd_tls_fingerprint_digest). */
+	struct tls_info *tls;
+	struct ssl_st *ssl;         /* the session's SSL, owned by s->bev */
+	bool tls_handshaking;       /* a handshake is running: input paused */
+	bool tls_wrapper;           /* smtpd_tls_wrappermode: TLS at connect */
+	bool tls_linger;            /* closing: waiting for the socket to drain */
+	struct event *tls_timer;    /* smtpd_starttls_timeout */
 };
 
 /* Start a session on an accepted socket.  Takes ownership of fd. */

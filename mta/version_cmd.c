@@ -11,12 +11,14 @@
 #include <ares.h>
 #include <event2/event.h>
 #include <lmdb.h>
+#include <openssl/crypto.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
 #include "commands.h"
 #include "plugins/sluice_plugin.h"
 #include "version.h"
+#include "sasl_server.h"
 
 static void feature(const char *name, const char *state)
 {
@@ -35,8 +37,12 @@ int cmd_version(const char *config_dir, int argc, char **argv)
 	snprintf(buf, sizeof buf, "yes (c-ares %s)", ares_version(NULL));
 	feature("async DNS", buf);
 	feature("plugins (dlopen)", "yes");
-	feature("TLS (OpenSSL)", "no");
-	feature("SASL (Cyrus)", "no");
+	snprintf(buf, sizeof buf, "yes (%s; server STARTTLS and smtps)",
+		 OpenSSL_version(OPENSSL_VERSION));
+	feature("TLS (OpenSSL)", buf);
+	snprintf(buf, sizeof buf, "yes (%s; server: cyrus, dovecot; client: cyrus)",
+		 sasl_library_version());
+	feature("SASL (Cyrus)", buf);
 	{
 		char pv[32] = "";
 
@@ -45,7 +51,7 @@ int cmd_version(const char *config_dir, int argc, char **argv)
 		feature("PCRE2", buf);
 	}
 	feature("ClamAV", "no");
-	feature("milter", "no");
+	feature("milter", "yes (client, protocol 6, down to 2)");
 	feature("Redis (hiredis)", "no");
 	snprintf(buf, sizeof buf, "yes (%s)", mdb_version(NULL, NULL, NULL));
 	feature("LMDB", buf);

@@ -23,7 +23,9 @@
  *      Return-Path:, X-Original-To:, Delivered-To:, and for mbox the
  *      From_ line, ">From " quoting and locking (virtual_mailbox_lock).
  *      virtual_mailbox_limit is checked before the write and is the
- *      child's RLIMIT_FSIZE.
+ *      child's RLIMIT_FSIZE.  As in Postfix, a virtual_mailbox_limit
+ *      below message_size_limit (or with message_size_limit 0) is a
+ *      configuration error: everything defers (4.3.5) with a warning.
  * req->relay is "virtual"; t_conn when the work starts, t_done when the
  * last recipient has its result; done() runs once, from the loop.
  *
@@ -252,6 +254,11 @@ void virtual_deliver(struct event_base *base, struct delivery_request *req,
 	j->arg = arg;
 	gettimeofday(&req->t_conn, NULL);
 	snprintf(req->relay, sizeof req->relay, "virtual");
+	if (local_size_misconfigured(req->cfg, "virtual_mailbox_limit")) {
+		delivery_set_rest(req, 4, "4.3.5", CONFIG_ERROR);
+		lagent_later(base, finish, j);
+		return;
+	}
 	if ((j->seen_dt = lcopy_delivered_to(&m)) == NULL) {
 		delivery_set_rest(req, 4, "4.3.0",
 				  "cannot read the queued message: %s",

@@ -37,9 +37,11 @@
 #include "jobpool.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "plugin_names.h"
 #include "privilege.h"
 #include "queue.h"
 #include "smtp_session.h"
+#include "tls_server.h"
 #include "worker.h"
 
 #define JOB_THREADS		4
@@ -127,7 +129,7 @@ static void start_services(struct worker *w, const struct sluice_config *sc)
 		msg_fatal("cannot start the queue committer: %s", strerror(errno));
 	filter_set_event_base(w->base);
 	start_resolver(w->base, sc->main);
-	names = cfg_list(sc->main, "sluice_plugins");
+	names = plugin_names(sc->main);
 	if (plugins_load(cfg_str(sc->main, "plugin_directory"), names) < 0)
 		msg_fatal("cannot load the plugins named in sluice_plugins");
 	cfg_list_free(names);
@@ -302,6 +304,7 @@ void worker_main(struct sluice_config *sc, const struct worker_args *wa)
 	signal(SIGINT, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	enter_queue_directory(sc);
+	tls_server_init(sc);        /* keys are readable by root only */
 	privilege_drop(wa->drop_privileges, wa->uid, wa->gid, wa->user);
 	start_services(&w, sc);
 	listen_all(&w, wa);

@@ -30,6 +30,7 @@
 #include "filter_chain.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "restriction_int.h"
 
 static struct loaded_plugin *loaded;
 static int nloaded;
@@ -85,6 +86,16 @@ static int check_descriptor(const char *name, const char *path,
 			 "set .name = \"%s\" in its descriptor", name, path,
 			 p->name ? p->name : "", name);
 		return -1;
+	}
+	for (const struct sluice_restriction *r = p->restrictions;
+	     r && r->name; r++) {
+		if (*r->name == 0 || r->check == NULL || r->takes_arg < 0
+		    || r->takes_arg > 2) {
+			snprintf(err, errlen, "plugin \"%s\" (%s): restriction "
+				 "\"%s\" needs a name, a check function and "
+				 "takes_arg 0, 1 or 2", name, path, r->name);
+			return -1;
+		}
 	}
 	for (const struct sluice_param *sp = p->params; sp && sp->name; sp++) {
 		if ((unsigned)sp->type > SLUICE_PARAM_MAP) {
@@ -196,6 +207,31 @@ static int register_param(const struct sluice_plugin *p,
 	return -1;
 }
 
+/* Make the plugin's restriction names known to the list compiler (the
+ * worker registers their code when it loads the plugin). */
+static int declare_restrictions(const struct sluice_plugin *p,
+				struct diag *d, const char *file, int line)
+{
+	int ret = 0;
+
+	for (const struct sluice_restriction *r = p->restrictions;
+	     r && r->name; r++) {
+		unsigned flags = r->takes_arg == 2 ? RF_ARG | RF_ARG_TABLE
+			: r->takes_arg == 1 ? RF_ARG : 0;
+		const char *owner;
+
+		if (restriction_declare(r->name, flags, p->name) == 0)
+			continue;
+		owner = restriction_owner(r->name);
+		diag_add(d, DIAG_ERROR, file, line, "plugin \"%s\": restriction "
+			 "%s is already provided by %s%s; the two cannot be used "
+			 "together until one renames it", p->name, r->name,
+			 owner ? "plugin " : "sluice itself", owner ? owner : "");
+		ret = -1;
+	}
+	return ret;
+}
+
 int plugins_register_params(const char *plugin_dir, char **names,
 			    struct diag *d, const char *file, int line)
 {
@@ -203,6 +239,7 @@ int plugins_register_params(const char *plugin_dir, char **names,
 	char err[1024];
 	int ret = 0;
 
+	restriction_forget_declared();
 	for (int i = 0; names && names[i]; i++) {
 		if (listed_before(names, i)) {
 			diag_add(d, DIAG_ERROR, file, line, "sluice_plugins lists "
@@ -222,6 +259,8 @@ int plugins_register_params(const char *plugin_dir, char **names,
 				ret = -1;
 			}
 		}
+		if (declare_restrictions(lp.p, d, file, line) < 0)
+			ret = -1;
 		plugin_close(&lp);
 	}
 	return ret;
@@ -313,6 +352,8 @@ int plugins_load(const char *plugin_dir, char **names)
 			return -1;
 		}
 	}
+	for (int i = 0; i < nloaded; i++)
+		plugin_restrictions_register(i);
 	return 0;
 }
 

@@ -174,6 +174,8 @@ void sluice_resume(sluice_txn *t, int verdict);
  * name, ...  `reply_class` says what was checked, for Postfix's reply
  * text ("Client host", "Helo command", "Sender address", "Recipient
  * address"); `name` is what is quoted in it ("<a@b>", "host[addr]").
+ * NULL for either stands for what the list being evaluated checks (the
+ * recipient in smtpd_recipient_restrictions, ...).
  * Returns SLUICE_ACTION, to be returned (or passed to sluice_resume). */
 int sluice_action(sluice_txn *t, const char *action, const char *name,
 		  const char *reply_class);

@@ -23,6 +23,9 @@ my $port = start_sink("$tmp/sink");
 my $t = qmgr_sluice(main => {
 	relayhost => "[127.0.0.1]:$port",
 	transport_maps => 'texthash:%DIR%/transport',
+	# error: and retry: recipients must reach the queue manager (smtpd
+	# refuses them at RCPT time otherwise, as Postfix does)
+	smtpd_reject_unlisted_recipient => 'no',
 }, files => { transport => "error.example error:5.1.1 no such user\n"
 			   . "retry.example retry:4.4.1 try later\n" });
 

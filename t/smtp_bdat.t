@@ -2,12 +2,17 @@
 # smtp_bdat.t - CHUNKING (RFC 3030, docs/smtpd.md): a message in several
 # BDAT chunks, BDAT 0 LAST, a CRLF split across two chunks, content taken
 # as is (no dot-unstuffing, no end marker), pipelined chunks, BDAT out of
-# sequence (503 once its chunk is consumed, the session goes on), the size
-# limit counted over chunks (552 5.3.4, nothing queued), DATA after BDAT
-# (503), a BDAT syntax error (501 and disconnect), a chunk in the same
-# packet as BDAT from a client not offered PIPELINING, and a DATA-stage
-# filter refusing a BDAT transaction (the chunk is consumed, never parsed
-# as commands, and a later chunk cannot slip the message through).
+# sequence with Postfix's replies once its chunk is consumed (503 5.5.1
+# "need RCPT command" outside a transaction, 554 5.5.1 "no valid
+# recipients" in one without recipients, then "551 5.0.0 Discarded N
+# bytes after earlier error" for every further chunk, RCPT ("RCPT after
+# BDAT") and MAIL ("nested MAIL command") refused until the LAST one ends
+# the transaction), the size limit counted
+# over chunks (552 5.3.4, nothing queued), DATA after BDAT (503), a BDAT
+# syntax error (501 and disconnect), a chunk in the same packet as BDAT
+# from a client not offered PIPELINING, and a DATA-stage filter refusing a
+# BDAT transaction (the chunk is consumed, never parsed as commands, and a
+# later chunk cannot slip the message through).
 use strict;
 use warnings;
 
@@ -101,15 +106,26 @@ sub queued_body {
 {
 	my $c = $t->smtp;
 	$c->hello;
-	is(bdat($c, "RSET\r\nNOOP\r\n"), '503 5.5.1 Error: need MAIL command',
-	   'BDAT before MAIL: 503 after its chunk (which looks like commands) is consumed');
+	is(bdat($c, "RSET\r\nNOOP\r\n"), '503 5.5.1 Error: need RCPT command',
+	   'BDAT before MAIL: Postfix\'s 503 after its chunk (which looks like commands) is consumed');
 	reply_is($c, 'NOOP', '250 2.0.0 Ok', '... the session goes on');
 	reply_is($c, 'MAIL FROM:<a@example.org>', '250 2.1.0 Ok', 'MAIL');
-	is(bdat($c, "QUIT\r\n", 1), '503 5.5.1 Error: need RCPT command',
-	   'BDAT LAST before RCPT: 503 after its chunk is consumed');
-	reply_is($c, 'RCPT TO:<b@example.net>', '250 2.1.5 Ok', '... the transaction is still there: RCPT');
+	is(bdat($c, "QUIT\r\n"), '554 5.5.1 Error: no valid recipients',
+	   'BDAT in a transaction without recipients: 554 5.5.1 after its chunk is consumed');
+	is(bdat($c, "RSET\r\n"), '551 5.0.0 Discarded 6 bytes after earlier error',
+	   'a further chunk: 551 5.0.0 Discarded N bytes after earlier error');
+	reply_is($c, 'RCPT TO:<b@example.net>', '503 5.5.1 Error: RCPT after BDAT',
+		 'RCPT in the failed BDAT transaction: 503 5.5.1 RCPT after BDAT');
+	reply_is($c, 'MAIL FROM:<a@example.org>', '503 5.5.1 Error: nested MAIL command',
+		 'MAIL in it: 503 5.5.1 nested MAIL command (Postfix)');
+	is(bdat($c, "DATA\r\n", 1), '551 5.0.0 Discarded 6 bytes after earlier error',
+	   'BDAT LAST: 551 too');
+	reply_is($c, 'RCPT TO:<b@example.net>', '503 5.5.1 Error: need MAIL command',
+		 '... and it ended the transaction');
+	reply_is($c, 'MAIL FROM:<a@example.org>', '250 2.1.0 Ok', 'a new MAIL');
+	reply_is($c, 'RCPT TO:<b@example.net>', '250 2.1.5 Ok', 'RCPT');
 	my $last = bdat($c, "Subject: late\r\n\r\nok\r\n", 1);
-	is(queued_body($last), "Subject: late\n\nok\n", '... and BDAT LAST now queues the message');
+	is(queued_body($last), "Subject: late\n\nok\n", '... and BDAT LAST queues the message');
 
 	envelope($c);
 	like(bdat($c, "Subject: mixed\r\n\r\n"), qr/^250 2\.0\.0 Ok: \d+ bytes$/, 'a BDAT chunk');
@@ -150,8 +166,9 @@ sub queued_body {
 	like(bdat($c, $chunk), qr/^250 /, 'chunk 3 (under the limit so far)');
 	is(bdat($c, $chunk), '552 5.3.4 Error: message file too big',
 	   'the chunk that crosses message_size_limit: 552 5.3.4');
-	is(bdat($c, $chunk), '552 5.3.4 Error: message file too big', 'a further chunk: 552 5.3.4 again');
-	is(bdat($c, 'end', 1), '552 5.3.4 Error: message file too big', 'BDAT LAST: 552 5.3.4');
+	is(bdat($c, $chunk), '551 5.0.0 Discarded 1000 bytes after earlier error',
+	   'a further chunk: 551 5.0.0 Discarded N bytes after earlier error (Postfix)');
+	is(bdat($c, 'end', 1), '551 5.0.0 Discarded 3 bytes after earlier error', 'BDAT LAST: 551 too');
 	ok(wait_until(sub { !grep { !$before{$_} } $t->queue_files }, 5), '... and nothing is left in the queue');
 	envelope($c);
 	like(bdat($c, "Subject: small\r\n\r\nsmall\r\n", 1), qr/^250 2\.0\.0 Ok: queued as /,
@@ -212,8 +229,8 @@ C
 	is(bdat($c, "RSET\r\nMAIL FROM:<x\@example.org>\r\n"),
 	   '554 5.7.1 <DATA>: Data command rejected: test filter',
 	   'BDAT: the filter\'s reject comes after the chunk is consumed');
-	is(bdat($c, "Subject: sneaky\r\n\r\nbody\r\n", 1), '554 5.7.1 <DATA>: Data command rejected: test filter',
-	   'a further BDAT LAST is refused too');
+	is(bdat($c, "Subject: sneaky\r\n\r\nbody\r\n", 1), '551 5.0.0 Discarded 25 bytes after earlier error',
+	   'a further BDAT LAST is refused too (Postfix\'s 551 for chunks after an error)');
 	reply_is($c, 'NOOP', '250 2.0.0 Ok', 'the stream stays in step: NOOP');
 	is(scalar(my @q = $f->queue_files), 0, 'nothing was queued');
 	$c->cmd('QUIT');

@@ -5,9 +5,15 @@
 # MAIL/RCPT/DATA happy path down to the queue file on disk at the moment
 # the 250 is read (mode 0700, our Received: first, body dot-unstuffed),
 # a normal send with swaks, RSET, NOOP, QUIT, VRFY, HELP, unknown and
-# empty commands, out-of-sequence 503s, syntax 501s, smtpd_helo_required,
-# strict_rfc821_envelopes, sender-specified routing, source routes and the
-# null sender to postmaster (even when a filter rejects it).
+# empty commands, another protocol spoken to the port (an HTTP request,
+# a header: 221 and hang up), out-of-sequence 503s and Postfix's 554 for DATA without
+# an accepted recipient, syntax 501s (Postfix's domain checks: the domain
+# an address resolves to must be a host name or an address literal, also
+# behind a percent hack or a bang path), smtpd_helo_required,
+# strict_rfc821_envelopes, sender-specified routing from a trusted client
+# (accepted: the restrictions decide, as in Postfix; the untrusted side is
+# t/restrict_open_relay.t), source routes and the null sender to
+# postmaster (even when a filter rejects it).
 use strict;
 use warnings;
 
@@ -42,8 +48,8 @@ my $t = SluiceTest->new(main => { smtpd_peername_lookup => 'no',
 	   'EHLO: hostname, then exactly the default keywords in order (no VRFY)');
 
 	reply_is($c, 'HELO client.example', "250 $HOST", 'HELO: 250 myhostname');
-	reply_is($c, 'EHLO', '501 5.5.4 Syntax: EHLO hostname', 'EHLO without a name');
-	reply_is($c, 'HELO   ', '501 5.5.4 Syntax: HELO hostname', 'HELO with only spaces');
+	reply_is($c, 'EHLO', '501 Syntax: EHLO hostname', 'EHLO without a name (no enhanced code, as Postfix)');
+	reply_is($c, 'HELO   ', '501 Syntax: HELO hostname', 'HELO with only spaces');
 	reply_is($c, 'NOOP', '250 2.0.0 Ok', 'NOOP');
 	reply_is($c, 'NOOP anything at all', '250 2.0.0 Ok', 'NOOP with an argument');
 	reply_is($c, 'RSET', '250 2.0.0 Ok', 'RSET');
@@ -53,8 +59,8 @@ my $t = SluiceTest->new(main => { smtpd_peername_lookup => 'no',
 	($code, $text) = $c->cmd('HELP');
 	like($text, qr/^214 2\.0\.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP$/,
 	     'HELP: 214 2.0.0 and the command list');
-	reply_is($c, 'FOO bar', '502 5.5.2 Error: command not recognized', 'unknown command');
-	reply_is($c, 'MAILX FROM:<a@example.org>', '502 5.5.2 Error: command not recognized',
+	reply_is($c, 'FOO bar', '500 5.5.2 Error: command not recognized', 'unknown command');
+	reply_is($c, 'MAILX FROM:<a@example.org>', '500 5.5.2 Error: command not recognized',
 		 'a verb that only starts like MAIL is unknown');
 	reply_is($c, '', '500 5.5.2 Error: bad syntax', 'an empty line');
 	reply_is($c, 'ehlo lower.example', $EHLO_REPLY, 'verbs are case-insensitive');
@@ -62,22 +68,34 @@ my $t = SluiceTest->new(main => { smtpd_peername_lookup => 'no',
 	# ---- out of sequence and syntax ----
 	reply_is($c, 'RCPT TO:<rcpt@example.net>', '503 5.5.1 Error: need MAIL command',
 		 'RCPT before MAIL');
-	reply_is($c, 'DATA', '503 5.5.1 Error: need MAIL command', 'DATA before MAIL');
+	reply_is($c, 'DATA', '503 5.5.1 Error: need RCPT command',
+		 'DATA before MAIL: Postfix\'s "need RCPT command"');
+	reply_is($c, 'DATA now', '503 5.5.1 Error: need RCPT command',
+		 'DATA with an argument before MAIL: the sequence comes first');
 	reply_is($c, 'MAIL', '501 5.5.4 Syntax: MAIL FROM:<address>', 'MAIL without FROM:');
 	reply_is($c, 'MAIL TO:<a@example.org>', '501 5.5.4 Syntax: MAIL FROM:<address>',
 		 'MAIL TO: is a syntax error');
-	reply_is($c, 'MAIL FROM:<a@example.org', '501 5.5.4 Syntax: MAIL FROM:<address>',
-		 'MAIL FROM without the closing bracket');
+	reply_is($c, 'MAIL FROM:<a@example.org', '501 5.1.7 Bad sender address syntax',
+		 'MAIL FROM without the closing bracket: the address is bad (Postfix)');
 	reply_is($c, 'MAIL FROM:<a b@example.org>', '501 5.1.7 Bad sender address syntax',
 		 'a sender with a space');
-	reply_is($c, 'MAIL FROM:<a@b@example.org>', '501 5.1.7 Bad sender address syntax',
-		 'a sender with two @');
-	reply_is($c, 'MAIL FROM:<a@example.org> FOO=bar', '555 5.5.4 Unsupported option: FOO',
-		 'an unknown MAIL parameter');
+	reply_is($c, 'MAIL FROM:<a@example..org>', '501 5.1.7 Bad sender address syntax',
+		 'a sender domain with an empty label');
+	reply_is($c, 'MAIL FROM:<a@127.0.0.1>', '501 5.1.7 Bad sender address syntax',
+		 'an all-numeric sender domain (not an address literal)');
+	reply_is($c, 'MAIL FROM:<a@[999.0.0.1]>', '501 5.1.7 Bad sender address syntax',
+		 'a sender address literal out of range');
+	reply_is($c, 'MAIL FROM:<a@>', '501 5.1.7 Bad sender address syntax',
+		 'a sender with an empty domain');
+	reply_is($c, 'MAIL FROM:<a@example.org> FOO=bar', '555 5.5.4 Unsupported option: FOO=bar',
+		 'an unknown MAIL parameter: the whole word');
+	reply_is($c, 'MAIL FROM:<a b@example.org> FOO=bar', '501 5.1.7 Bad sender address syntax',
+		 'the address is checked before the parameters');
 	reply_is($c, 'MAIL FROM:<a@example.org>', '250 2.1.0 Ok', 'MAIL');
 	reply_is($c, 'MAIL FROM:<b@example.org>', '503 5.5.1 Error: nested MAIL command',
 		 'nested MAIL');
-	reply_is($c, 'DATA', '503 5.5.1 Error: need RCPT command', 'DATA before RCPT');
+	reply_is($c, 'DATA', '554 5.5.1 Error: no valid recipients',
+		 'DATA in a transaction without recipients: 554 5.5.1 no valid recipients');
 	reply_is($c, 'RCPT', '501 5.5.4 Syntax: RCPT TO:<address>', 'RCPT without TO:');
 	reply_is($c, 'RCPT FROM:<x@example.net>', '501 5.5.4 Syntax: RCPT TO:<address>',
 		 'RCPT FROM: is a syntax error');
@@ -85,8 +103,20 @@ my $t = SluiceTest->new(main => { smtpd_peername_lookup => 'no',
 		 'an empty recipient');
 	reply_is($c, 'RCPT TO:<a,b@example.net>', '501 5.1.3 Bad recipient address syntax',
 		 'a recipient with a comma');
-	reply_is($c, 'RCPT TO:<x@example.net> BAR=1', '555 5.5.4 Unsupported option: BAR',
+	for my $addr ('user@exa%mple.net', 'user@exa!mple.net', 'user@-bad.example.net',
+		      'user@[example.net]', 'user@[1.2.3]', 'user@123', 'user@@localhost',
+		      'user%bad..name@localhost', 'bad..name!user@localhost', '@') {
+		reply_is($c, "RCPT TO:<$addr>", '501 5.1.3 Bad recipient address syntax',
+			 "a recipient domain that is no host name: $addr");
+	}
+	reply_is($c, 'DATA', '554 5.5.1 Error: no valid recipients',
+		 'DATA after refused recipients: 554 5.5.1');
+	reply_is($c, 'RCPT TO:<x@example.net> BAR=1', '555 5.5.4 Unsupported option: BAR=1',
 		 'an unknown RCPT parameter');
+	reply_is($c, 'RCPT TO:<x@example.net> <y@example.net>', '555 5.5.4 Unsupported option: <y@example.net>',
+		 'a second address is an unsupported option (Postfix)');
+	reply_is($c, 'RCPT TO:<x@example.net', '501 5.1.3 Bad recipient address syntax',
+		 'RCPT TO without the closing bracket');
 	reply_is($c, 'RCPT TO:<x@example.net>', '250 2.1.5 Ok', 'RCPT');
 	reply_is($c, 'DATA now', '501 5.5.4 Syntax: DATA', 'DATA with an argument');
 	reply_is($c, 'RSET', '250 2.0.0 Ok', 'RSET ends the transaction');
@@ -218,13 +248,24 @@ SKIP: {
 	reply_is($c, 'MAIL FROM: user@example.org', '250 2.1.0 Ok',
 		 'MAIL FROM: user@host without brackets is accepted (strict_rfc821_envelopes = no)');
 	reply_is($c, 'RCPT TO:plain@example.net', '250 2.1.5 Ok', '... and so is RCPT TO:user@host');
-	for my $addr ('user%host@example.net', 'user!host@example.net', '"a@b"@example.net') {
-		reply_is($c, "RCPT TO:<$addr>",
-			 "550 5.7.1 <$addr>: Recipient address rejected: sender-specified routing is not allowed",
-			 "sender-specified routing refused: $addr");
+	# 127.0.0.1 is in mynetworks: as Postfix, the restrictions (here
+	# permit_mynetworks) decide about routing in the local part
+	my @routed = ('user%host@example.net', 'user!host@example.net', '"a@b"@example.net',
+		      'user@host@example.net', '@example.net', '""@example.net', 'user@[IPv6:2001:db8::1]');
+	for my $addr (@routed) {
+		reply_is($c, "RCPT TO:<$addr>", '250 2.1.5 Ok',
+			 "from a trusted client, accepted as Postfix does: $addr");
 	}
 	reply_is($c, 'RCPT TO:<@relay.example,@other.example:routed@example.net>', '250 2.1.5 Ok',
 		 'a source route is stripped and the address accepted');
+	reply_is($c, 'DATA', '354 End data with <CR><LF>.<CR><LF>', 'DATA');
+	$c->send_raw("Subject: routed\r\n\r\nx\r\n.\r\n");
+	my ($code, $text) = $c->read_reply;
+	my ($id) = ($text // '') =~ /queued as (\S+)/;
+	my $q = SluiceTest::read_queue_file($t->queue_path($id // 'none'));
+	is_deeply([ map { $_->{addr} } @{ $q ? $q->{rcpt} : [] } ],
+		  [ 'plain@example.net', @routed, 'routed@example.net' ],
+		  'the recipients are queued as the client wrote them (quotes kept)');
 	$c->cmd('QUIT');
 }
 
@@ -241,6 +282,18 @@ SKIP: {
 	my $q = SluiceTest::read_queue_file($t->queue_path($id // 'none'));
 	is($q && $q->{rcpt}[0]{addr}, 'routed@example.net', 'the stored recipient has no source route');
 	$c->cmd('QUIT');
+}
+
+# ---- another protocol on the SMTP port ---------------------------------------
+
+for my $line ('GET / HTTP/1.1', 'post /form HTTP/1.0', 'Subject: not a command') {
+	my $c = $t->smtp;
+	$c->hello;
+	reply_is($c, $line, '221 2.7.0 Error: I can break rules, too. Goodbye.',
+		 "a non-SMTP command ($line): 221 2.7.0, as Postfix");
+	ok($c->closed, '... and the server hangs up');
+	ok($t->wait_log(qr/warning: non-SMTP command from unknown\[127\.0\.0\.1\]: \Q$line\E$/m),
+	   '... with a warning naming the line');
 }
 
 # ---- no HELO at all (smtpd_helo_required = no) ------------------------------
@@ -282,7 +335,13 @@ SKIP: {
 	   'disable_vrfy_command = no announces VRFY; smtpd_discard_ehlo_keywords hides DSN, CHUNKING, SMTPUTF8');
 	reply_is($c, 'VRFY someone@example.net', '252 2.0.0 someone@example.net',
 		 'VRFY enabled: 252 2.0.0 address');
-	reply_is($c, 'VRFY', '501 5.5.4 Syntax: VRFY address', 'VRFY without an address');
+	reply_is($c, 'VRFY', '501 5.5.4 Syntax: VRFY address [SMTPUTF8]', 'VRFY without an address');
+	reply_is($c, 'VRFY <someone@example.net> SMTPUTF8', '252 2.0.0 <someone@example.net>',
+		 'VRFY <address> SMTPUTF8: the address echoed');
+	reply_is($c, 'VRFY some one@example.net', '501 5.1.3 Bad recipient address syntax',
+		 'VRFY with two words: a bad address (Postfix)');
+	reply_is($c, 'VRFY someone@exa%mple.net', '501 5.1.3 Bad recipient address syntax',
+		 'VRFY with a domain that is no host name');
 	$c->cmd('QUIT');
 
 	my $d = SluiceTest->new(main => { smtpd_discard_ehlo_keywords => 'pipelining size enhancedstatuscodes 8bitmime dsn smtputf8 chunking' });
@@ -302,11 +361,15 @@ SKIP: {
 	reply_is($c, 'MAIL FROM:<a@example.org>', '503 5.5.1 Error: send HELO/EHLO first',
 		 'smtpd_helo_required = yes: MAIL before HELO');
 	reply_is($c, 'HELO client.example', "250 $HOST", 'HELO');
-	reply_is($c, 'MAIL FROM: user@example.org', '501 5.5.4 Syntax: MAIL FROM:<address>',
-		 'strict_rfc821_envelopes = yes: MAIL FROM without brackets refused');
+	reply_is($c, 'MAIL FROM: user@example.org', '501 5.1.7 Bad sender address syntax',
+		 'strict_rfc821_envelopes = yes: MAIL FROM without brackets refused, as a bad address');
 	reply_is($c, 'MAIL FROM:<user@example.org>', '250 2.1.0 Ok', '... with brackets accepted');
-	reply_is($c, 'RCPT TO:plain@example.net', '501 5.5.4 Syntax: RCPT TO:<address>',
+	reply_is($c, 'RCPT TO:plain@example.net', '501 5.1.3 Bad recipient address syntax',
 		 '... and RCPT TO without brackets refused');
+	reply_is($c, 'RCPT TO:<@example.net>', '501 5.1.3 Bad recipient address syntax',
+		 '... and an empty local part (the address starts with @)');
+	reply_is($c, 'RCPT TO:<@relay.example:user@example.net>', '250 2.1.5 Ok',
+		 '... but not a source route');
 	$c->cmd('QUIT');
 }
 

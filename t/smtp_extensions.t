@@ -54,8 +54,8 @@ sub queue_file {
 		 '552 5.3.4 Message size exceeds fixed limit', 'declared SIZE over the limit');
 	reply_is($c, 'MAIL FROM:<a@example.org> SIZE=12x', '501 5.5.4 Bad message size syntax',
 		 'SIZE that is not a number');
-	reply_is($c, 'MAIL FROM:<a@example.org> SIZE', '501 5.5.4 Bad message size syntax',
-		 'SIZE without a value');
+	reply_is($c, 'MAIL FROM:<a@example.org> SIZE', '555 5.5.4 Unsupported option: SIZE',
+		 'SIZE without a value (Postfix: an unsupported option)');
 	reply_is($c, "MAIL FROM:<a\@example.org> SIZE=$LIMIT", '250 2.1.0 Ok',
 		 'declared SIZE at the limit is accepted');
 	reply_is($c, 'RSET', '250 2.0.0 Ok', 'RSET');
@@ -96,9 +96,9 @@ sub queue_file {
 	($id) = send_data($c, "Subject: 7bit\n\nplain\n");
 	is(queue_file($id)->{rec}{body}[0], '7BIT', 'the envelope says body 7BIT');
 
-	reply_is($c, 'MAIL FROM:<a@example.org> BODY=BINARYMIME', '501 5.5.4 Unsupported BODY parameter',
+	reply_is($c, 'MAIL FROM:<a@example.org> BODY=BINARYMIME', '555 5.5.4 Unsupported option: BODY=BINARYMIME',
 		 'BODY=BINARYMIME is not offered');
-	reply_is($c, 'MAIL FROM:<a@example.org> BODY', '501 5.5.4 Unsupported BODY parameter',
+	reply_is($c, 'MAIL FROM:<a@example.org> BODY', '555 5.5.4 Unsupported option: BODY',
 		 'BODY without a value');
 	$c->cmd('QUIT');
 }
@@ -116,8 +116,8 @@ sub queue_file {
 	reply_is($c, "RCPT TO:<$u_to>", '553 5.6.7 Must declare SMTPUTF8 to send unicode address',
 		 'a non-ASCII recipient without SMTPUTF8');
 	reply_is($c, 'RSET', '250 2.0.0 Ok', 'RSET');
-	reply_is($c, 'MAIL FROM:<a@example.org> SMTPUTF8=yes', '501 5.5.4 Bad SMTPUTF8 parameter syntax',
-		 'SMTPUTF8 takes no value');
+	reply_is($c, 'MAIL FROM:<a@example.org> SMTPUTF8=yes', '555 5.5.4 Unsupported option: SMTPUTF8=yes',
+		 'SMTPUTF8 takes no value (Postfix: an unsupported option)');
 	reply_is($c, "MAIL FROM:<$u_from> SMTPUTF8", '250 2.1.0 Ok', 'a non-ASCII sender with SMTPUTF8');
 	reply_is($c, "RCPT TO:<$u_to>", '250 2.1.5 Ok', '... and a non-ASCII recipient');
 	my ($id, $reply) = send_data($c, "Subject: utf8\n\nhej\n");
@@ -182,12 +182,12 @@ sub queue_file {
 	ok(!exists $q->{rec}{ret} && !exists $q->{rec}{envid}, 'no ret/envid records without DSN parameters');
 
 	reply_is($c, 'MAIL FROM:<a@example.org> RET=ALL', '501 5.5.4 Bad RET parameter syntax', 'RET=ALL');
-	reply_is($c, 'MAIL FROM:<a@example.org> RET=FULL RET=HDRS', '501 5.5.4 Duplicate RET parameter',
-		 'RET twice');
+	reply_is($c, 'MAIL FROM:<a@example.org> RET=FULL RET=HDRS', '501 5.5.4 Bad RET parameter syntax',
+		 'RET twice (Postfix: bad syntax)');
 	reply_is($c, 'MAIL FROM:<a@example.org> ENVID=a=b', '501 5.5.4 Bad ENVID parameter syntax',
 		 'ENVID that is not xtext');
-	reply_is($c, 'MAIL FROM:<a@example.org> ENVID=x ENVID=y', '501 5.5.4 Duplicate ENVID parameter',
-		 'ENVID twice');
+	reply_is($c, 'MAIL FROM:<a@example.org> ENVID=x ENVID=y', '501 5.5.4 Bad ENVID parameter syntax',
+		 'ENVID twice (Postfix: bad syntax)');
 	reply_is($c, 'MAIL FROM:<a@example.org> AUTH=<>', '250 2.1.0 Ok', 'AUTH=<> is accepted (and ignored)');
 	reply_is($c, 'RCPT TO:<b@example.net> NOTIFY=NEVER,SUCCESS', '501 5.5.4 Error: Bad NOTIFY parameter syntax',
 		 'NOTIFY=NEVER with something else');
@@ -195,11 +195,13 @@ sub queue_file {
 		 'NOTIFY with an unknown keyword');
 	reply_is($c, 'RCPT TO:<b@example.net> ORCPT=b@example.net', '501 5.5.4 Error: Bad ORCPT parameter syntax',
 		 'ORCPT without an address type');
-	reply_is($c, 'RCPT TO:<b@example.net> XYZZY=1', '555 5.5.4 Unsupported option: XYZZY',
-		 'an unknown RCPT parameter');
+	reply_is($c, 'RCPT TO:<b@example.net> XYZZY=1', '555 5.5.4 Unsupported option: XYZZY=1',
+		 'an unknown RCPT parameter: the whole word');
+	reply_is($c, 'RCPT TO:<b@example.net> NOTIFY=SUCCESS NOTIFY=FAILURE', '501 5.5.4 Error: Bad NOTIFY parameter syntax',
+		 'NOTIFY twice');
 	reply_is($c, 'RSET', '250 2.0.0 Ok', 'RSET');
-	reply_is($c, 'MAIL FROM:<a@example.org> XYZZY=1', '555 5.5.4 Unsupported option: XYZZY',
-		 'an unknown MAIL parameter: 555 5.5.4');
+	reply_is($c, 'MAIL FROM:<a@example.org> XYZZY=1', '555 5.5.4 Unsupported option: XYZZY=1',
+		 'an unknown MAIL parameter: 555 5.5.4 and the whole word');
 	reply_is($c, 'MAIL FROM:<a@example.org> SIZE=10 FOO', '555 5.5.4 Unsupported option: FOO',
 		 'an unknown MAIL parameter without a value');
 	$c->cmd('QUIT');

@@ -20,8 +20,8 @@ is($text, '250 mx.example.test', 'nor has a 250');
 is($text, "503-5.5.1 Error: need MAIL command\n503 5.5.1 See https://help.example.test/smtp",
    'a 503 gets the footer as its last line, same codes');
 ($code, $text) = $c->cmd('BOGUS');
-is($text, "502-5.5.2 Error: command not recognized\n502 5.5.2 See https://help.example.test/smtp",
-   'so does a 502');
+is($text, "500-5.5.2 Error: command not recognized\n500 5.5.2 See https://help.example.test/smtp",
+   'so does a 500 (an unknown command)');
 $c->cmd('QUIT');
 
 $t->set_main(smtpd_reject_footer => '\c (see the help desk)');

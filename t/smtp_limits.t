@@ -64,12 +64,12 @@ sub deliver {
 	my $c = $t->smtp('tarpit');
 	$c->hello('client.example');
 	my ($text, $s) = timed($c, 'BOGUS1');
-	is($text, '502 5.5.2 Error: command not recognized', 'error 1');
+	is($text, '500 5.5.2 Error: command not recognized', 'error 1');
 	cmp_ok($s, '<', 0.9, '... is answered at once');
 	($text, $s) = timed($c, 'BOGUS2');
 	cmp_ok($s, '<', 0.9, 'error 2 (= smtpd_soft_error_limit) is answered at once');
 	($text, $s) = timed($c, 'BOGUS3');
-	is($text, '502 5.5.2 Error: command not recognized', 'error 3');
+	is($text, '500 5.5.2 Error: command not recognized', 'error 3');
 	cmp_ok($s, '>=', 0.9, "... past the soft limit: delayed by smtpd_error_sleep_time (${\ sprintf '%.2f', $s} s)");
 	($text, $s) = timed($c, 'NOOP');
 	is($text, '250 2.0.0 Ok', 'a good command past the soft limit');
@@ -78,7 +78,7 @@ sub deliver {
 	cmp_ok($s, '>=', 0.9, 'error 4: delayed');
 	$c->send_line('BOGUS5');
 	my @r = $c->read_replies(2);
-	is_deeply([map { $_->[1] } @r], ['502 5.5.2 Error: command not recognized', $TOO_MANY],
+	is_deeply([map { $_->[1] } @r], ['500 5.5.2 Error: command not recognized', $TOO_MANY],
 		  "error 5 (= smtpd_hard_error_limit): its reply, then $TOO_MANY");
 	ok($c->closed, '... and the server disconnects');
 	ok($t->wait_log(qr/too many errors after UNKNOWN from unknown\[127\.0\.0\.1\]$/, undef, from => $mark),
@@ -117,13 +117,13 @@ sub deliver {
 {
 	my $c = $t->smtp('reset');
 	$c->hello('client.example');
-	is(($c->cmd('BOGUS'))[1], '502 5.5.2 Error: command not recognized', 'error 1');
-	is(($c->cmd('BOGUS'))[1], '502 5.5.2 Error: command not recognized', 'error 2');
+	is(($c->cmd('BOGUS'))[1], '500 5.5.2 Error: command not recognized', 'error 1');
+	is(($c->cmd('BOGUS'))[1], '500 5.5.2 Error: command not recognized', 'error 2');
 	is(($c->cmd('RSET'))[1], '250 2.0.0 Ok', 'junk 1');
 	is(($c->cmd('RSET'))[1], '250 2.0.0 Ok', 'junk 2');
 	like(deliver($c), qr/^250 2\.0\.0 Ok: queued as /, 'a message is delivered');
-	is(($c->cmd('BOGUS'))[1], '502 5.5.2 Error: command not recognized', 'error 1 again');
-	is(($c->cmd('BOGUS'))[1], '502 5.5.2 Error: command not recognized',
+	is(($c->cmd('BOGUS'))[1], '500 5.5.2 Error: command not recognized', 'error 1 again');
+	is(($c->cmd('BOGUS'))[1], '500 5.5.2 Error: command not recognized',
 	   'error 2 again: no disconnect (the delivery reset the error count)');
 	is(($c->cmd('RSET'))[1], '250 2.0.0 Ok', 'junk 1 again');
 	is(($c->cmd('RSET'))[1], '250 2.0.0 Ok', 'junk 2 again: still within the limit');

@@ -16,7 +16,13 @@ use SluiceTest qw(wait_until);
 
 # Names stay "unknown" (no DNS): the shapes below are Postfix's with
 # smtpd_peername_lookup = no.
-my $t = SluiceTest->new(main => { smtpd_peername_lookup => 'no' });
+# Recipients with sender-specified routing, refused by an access table
+# (the client, 127.0.0.1, is in mynetworks); the table sees Postfix's
+# internal form (x@y@example.net for "x@y"@example.net).
+my $ROUTING = '550 5.7.1 sender-specified routing is not allowed';
+my $t = SluiceTest->new(main => { smtpd_peername_lookup => 'no',
+	smtpd_recipient_restrictions => "check_recipient_access inline:{ { user%host\@example.net = $ROUTING },"
+	    . " { user!host\@example.net = $ROUTING }, { x\@y\@example.net = $ROUTING } }" });
 my $PFX = qr/^\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ sluice\/smtpd\[\d+\]: /;
 
 # The lines logged since `mark`, without the syslog prefix (checked).
@@ -84,7 +90,7 @@ sub lines_since {
 	$c->hello('old.client.example', helo => 1);
 	$c->cmd('MAIL FROM:<a@example.org>');
 	$c->cmd('RCPT TO:<"x@y"@example.net>');
-	ok($t->wait_log(qr/${PFX}NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.1\]: 550 5\.7\.1 .*; from=<a\@example\.org> to=<"x\@y"\@example\.net> proto=SMTP helo=<old\.client\.example>$/,
+	ok($t->wait_log(qr/${PFX}NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.1\]: 550 5\.7\.1 .*; from=<a\@example\.org> to=<x\@y\@example\.net> proto=SMTP helo=<old\.client\.example>$/,
 			undef, from => $mark), 'after HELO the reject line says proto=SMTP');
 	$c->close;
 	ok($t->wait_log(qr/${PFX}lost connection after RCPT from unknown\[127\.0\.0\.1\]$/, undef, from => $mark),
@@ -100,7 +106,7 @@ sub lines_since {
 	$c->hello('client.example');
 	is(($c->cmd(''))[1], '500 5.5.2 Error: bad syntax', 'an empty line');
 	is(($c->cmd('NOOP ' . ('x' x 3000)))[1], '500 5.5.0 Error: line too long', 'a line too long');
-	is(($c->cmd('FOO'))[1], '502 5.5.2 Error: command not recognized', 'an unknown command');
+	is(($c->cmd('FOO'))[1], '500 5.5.2 Error: command not recognized', 'an unknown command');
 	$c->cmd('QUIT');
 	ok($t->wait_log(qr/${PFX}disconnect from unknown\[127\.0\.0\.1\] ehlo=1 quit=1 unknown=0\/1 commands=2\/3$/,
 			undef, from => $mark),

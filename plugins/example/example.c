@@ -9,7 +9,14 @@
  *    blocking the worker: other sessions are served meanwhile - and then
  *    adds the header "X-Sluice-Example: checked by example plugin" (the
  *    name is example_header_name);
- *  - close: cancels the timer if the session ends while it runs.
+ *  - close: cancels the timer if the session ends while it runs;
+ *  - restrictions (usable in any smtpd_*_restrictions list):
+ *      example_action        answers with the access(5) action in
+ *                            example_action (e.g. "HOLD", "REJECT no",
+ *                            "PREPEND X-Tag: yes"), as a table would;
+ *      example_action_after MS  the same, after waiting MS milliseconds
+ *                            on a timer (the session waits, the worker
+ *                            does not).
  *
  * What it shows: the descriptor, parameters (read per listener, so
  * master.cf -o overrides work), a reply with sluice_reply(), the
@@ -48,6 +55,8 @@ static const struct sluice_param example_params[] = {
 	{ "example_delay_ms", SLUICE_PARAM_INT, "50",
 	  "milliseconds the example plugin waits at end of message, "
 	  "without blocking other sessions (0: no wait)" },
+	{ "example_action", SLUICE_PARAM_STRING, "DUNNO",
+	  "the access(5) action the example_action restrictions answer with" },
 	{ NULL, 0, NULL, NULL }
 };
 
@@ -59,7 +68,19 @@ static const struct sluice_param example_params[] = {
 struct example_session {
 	sluice_txn *t;          /* the session the timer works for */
 	sluice_timer *timer;    /* the end-of-message wait, or NULL */
+	sluice_timer *rtimer;   /* example_action_after's wait, or NULL */
 };
+
+static struct example_session *session_state(sluice_txn *t)
+{
+	struct example_session *es = sluice_get_data(t);
+
+	if (es == NULL && (es = calloc(1, sizeof *es)) != NULL)
+		sluice_set_data(t, es);
+	if (es)
+		es->t = t;
+	return es;
+}
 
 /* ---- init ------------------------------------------------------------- */
 
@@ -174,6 +195,55 @@ static int example_eom(sluice_txn *t, void *pdata)
 	return SLUICE_PENDING;
 }
 
+/* ---- restrictions ------------------------------------------------------- */
+
+/*
+ * A restriction answers like an access table: sluice_action() applies
+ * any access(5) action (OK, REJECT text, 450 4.7.1 text, HOLD, DISCARD,
+ * PREPEND, REDIRECT, BCC, FILTER, WARN, a restriction class, ...) with
+ * Postfix's meaning, and its return value is what the restriction
+ * returns.  NULL name and reply class stand for what the list checks
+ * ("<rcpt>" / "Recipient address" in smtpd_recipient_restrictions).
+ */
+static int example_action(sluice_txn *t, const char *arg, void *pdata)
+{
+	(void)arg;
+	(void)pdata;
+	return sluice_action(t, sluice_txn_conf_str(t, "example_action"),
+			     NULL, NULL);
+}
+
+static void example_action_timer(void *arg)
+{
+	struct example_session *es = arg;
+	sluice_txn *t = es->t;
+
+	es->rtimer = NULL;
+	sluice_resume(t, sluice_action(t, sluice_txn_conf_str(t,
+				"example_action"), NULL, NULL));
+}
+
+/* The same answer, after a wait: SLUICE_PENDING, then sluice_resume(). */
+static int example_action_after(sluice_txn *t, const char *arg, void *pdata)
+{
+	struct example_session *es = session_state(t);
+
+	(void)pdata;
+	if (es == NULL)
+		return example_action(t, arg, pdata);
+	es->rtimer = sluice_timer_start((unsigned)atoi(arg),
+					example_action_timer, es);
+	if (es->rtimer == NULL)
+		return example_action(t, arg, pdata);
+	return SLUICE_PENDING;
+}
+
+static const struct sluice_restriction example_restrictions[] = {
+	{ "example_action", 0, example_action },
+	{ "example_action_after", 1, example_action_after },
+	{ NULL, 0, NULL }
+};
+
 /* ---- close: clean up ------------------------------------------------- */
 
 /*
@@ -190,6 +260,7 @@ static void example_close(sluice_txn *t, void *pdata)
 	if (es == NULL)
 		return;
 	sluice_timer_cancel(es->timer);     /* NULL is fine */
+	sluice_timer_cancel(es->rtimer);
 	free(es);
 	sluice_set_data(t, NULL);
 }
@@ -212,4 +283,5 @@ SLUICE_PLUGIN_DECLARE = {
 	.rcpt = example_rcpt,
 	.eom = example_eom,
 	.close = example_close,
+	.restrictions = example_restrictions,
 };

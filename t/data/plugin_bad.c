@@ -1,7 +1,7 @@
 /*
  * plugin_bad.c - plugins the loader must refuse (or whose init fails),
  * for t/unit/plugin_loader.c.  One source, one defect per build:
- *   -DBAD_ABI      built for plugin ABI 2
+ *   -DBAD_ABI      built for plugin ABI 1 (older than this sluice)
  *   -DNO_SYMBOL    exports no `sluice_plugin`
  *   -DWRONG_NAME   calls itself "other"
  *   -DCORE_PARAM   declares a parameter of the core (myhostname)
@@ -37,7 +37,7 @@ static int bad_init(void **pdata)
 #ifndef NO_SYMBOL
 SLUICE_PLUGIN_DECLARE = {
 #ifdef BAD_ABI
-	.abi = 2,
+	.abi = 1,
 #else
 	.abi = SLUICE_PLUGIN_ABI,
 #endif

@@ -245,7 +245,11 @@ static void test_mbox_locks(struct config *cfg)
 
 static void test_mbox_limits(void)
 {
-	struct config *cfg = conf("small", "mailbox_size_limit = 400\n");
+	struct config *cfg = conf("small", "mailbox_size_limit = 400\n"
+				  "message_size_limit = 400\n");
+	struct config *bad = conf("badlimit", "mailbox_size_limit = 400\n");
+	struct config *unl = conf("unlimited", "mailbox_size_limit = 400\n"
+				  "message_size_limit = 0\n");
 	struct config *strict = conf("strict", "");
 	char *box = path_of("%s/spool/%s", tmp, user);
 	struct result res;
@@ -260,6 +264,16 @@ static void test_mbox_limits(void)
 	result_free(&res);
 	stat(box, &after);
 	ok(after.st_size == before.st_size, "and leaves the mailbox as it was");
+	local1(bad, rcpt, NULL, &res);
+	is_result(&res.r[0], 4, "4.3.5", "mail system configuration error",
+		  "mailbox_size_limit below message_size_limit defers (Postfix's configuration error)");
+	result_free(&res);
+	local1(unl, rcpt, NULL, &res);
+	is_result(&res.r[0], 4, "4.3.5", "mail system configuration error",
+		  "... and so does a limited mailbox with message_size_limit = 0");
+	result_free(&res);
+	stat(box, &after);
+	ok(after.st_size == before.st_size, "... leaving the mailbox alone");
 	if (chown(box, 0, 0) == 0) {
 		local1(strict, rcpt, NULL, &res);
 		is_result(&res.r[0], 4, "4.2.0", "strict_mailbox_ownership",

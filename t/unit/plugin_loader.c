@@ -109,11 +109,11 @@ static void test_refusals(void)
 			    "plugin_directory (%s); build it or fix "
 			    "sluice_plugins", dir, NULL), "... saying so");
 
-	snprintf(path, sizeof path, "%s/abi2.so", dir);
-	text = register_one("abi2", &rc);
-	ok(rc < 0, "a plugin built for ABI 2 is refused");
-	is_str(text, expect("main.cf:7: plugin \"abi2\" (%s) was built for plugin "
-			    "ABI 2, this sluice needs ABI 1; rebuild it against "
+	snprintf(path, sizeof path, "%s/abi1.so", dir);
+	text = register_one("abi1", &rc);
+	ok(rc < 0, "a plugin built for the older ABI 1 is refused");
+	is_str(text, expect("main.cf:7: plugin \"abi1\" (%s) was built for plugin "
+			    "ABI 1, this sluice needs ABI 2; rebuild it against "
 			    "this sluice's sluice_plugin.h", path, NULL),
 	       "... saying which ABI it has and which is needed");
 
@@ -154,7 +154,7 @@ static void test_load(void)
 {
 	char *names[] = { "example", "okplug", NULL };
 	char *failing[] = { "okplug", "failinit", NULL };
-	char *wrong[] = { "abi2", NULL };
+	char *wrong[] = { "abi1", NULL };
 
 	ok(plugins_load(dir, names) == 0, "example and okplug load");
 	ok(plugin_count() == 2, "two plugins are loaded");
@@ -174,7 +174,7 @@ static void test_load(void)
 	   "the loader says which plugin failed");
 
 	ok(plugins_load(dir, wrong) < 0, "a wrong-ABI plugin fails the load");
-	ok(log_has("was built for plugin ABI 2, this sluice needs ABI 1"),
+	ok(log_has("was built for plugin ABI 1, this sluice needs ABI 2"),
 	   "... with the ABI message in the log");
 	ok(plugins_load(dir, names) == 0 && plugin_count() == 2,
 	   "loading works again after failures");
@@ -202,7 +202,7 @@ int main(void)
 	ok(build("example", "plugins/example/example.c", "-Wall -Wextra -Werror"),
 	   "the example plugin builds with the guide's command");
 	ok(build("okplug", "t/data/plugin_bad.c", ""), "okplug builds");
-	ok(build("abi2", "t/data/plugin_bad.c", "-DBAD_ABI"), "abi2 builds");
+	ok(build("abi1", "t/data/plugin_bad.c", "-DBAD_ABI"), "abi1 builds");
 	ok(build("nosym", "t/data/plugin_bad.c", "-DNO_SYMBOL"), "nosym builds");
 	ok(build("misnamed", "t/data/plugin_bad.c", "-DWRONG_NAME"),
 	   "misnamed builds");

@@ -257,8 +257,11 @@ static void test_refused(struct config *cfg)
 
 static void test_limits(void)
 {
-	struct config *small = conf("small", "virtual_mailbox_limit = 100\n");
-	struct config *local = conf("local", "mailbox_size_limit = 100\n");
+	struct config *small = conf("small", "virtual_mailbox_limit = 100\n"
+				    "message_size_limit = 100\n");
+	struct config *local = conf("local", "mailbox_size_limit = 100\n"
+				    "message_size_limit = 100\n");
+	struct config *bad = conf("badlimit", "virtual_mailbox_limit = 100\n");
 	char *box = path_of("%s/virt.test/ann", base_dir);
 	struct result res;
 	struct stat before, after;
@@ -273,6 +276,10 @@ static void test_limits(void)
 	run1(small, "bob@virt.test", NULL, &res);
 	is_result(&res.r[0], 5, "5.2.2", "virtual_mailbox_limit",
 		  "a message over virtual_mailbox_limit bounces from a maildir");
+	delivery_clear(&res.req);
+	run1(bad, "bob@virt.test", NULL, &res);
+	is_result(&res.r[0], 4, "4.3.5", "mail system configuration error",
+		  "virtual_mailbox_limit below message_size_limit defers (Postfix's configuration error)");
 	delivery_clear(&res.req);
 	run1(local, "ann@virt.test", NULL, &res);
 	is_result(&res.r[0], 2, "2.0.0", "delivered to mailbox",

@@ -1,0 +1,80 @@
+/*
+ * params_tls.c - the main.cf parameters of server-side TLS (tls_server.c,
+ * smtp_starttls.c, restriction_tls.c) and the cipher lists shared with
+ * the client side (tls_common.c): name, type, Postfix's default, one line
+ * of description.  Part of the one registry (param_table.c); keep in name
+ * order, end with { NULL }.
+ *
+ * Defaults are Postfix's except smtpd_tls_protocols and
+ * smtpd_tls_mandatory_protocols, ">=TLSv1.2" (TLS 1.0 and 1.1 refused;
+ * see docs/tls.md).
+ */
+#include "config.h"
+
+const struct param_def params_tls[] = {
+	{ "relay_clientcerts", PT_MAP, "",
+	  "Tables of client certificate fingerprints (smtpd_tls_fingerprint_digest) or public key fingerprints that permit_tls_clientcerts lets relay.", NULL },
+	{ "smtpd_enforce_tls", PT_BOOL, "no",
+	  "Obsolete: yes means smtpd_tls_security_level = encrypt.", NULL },
+	{ "smtpd_starttls_timeout", PT_TIME, "300s",
+	  "The time limit for the TLS handshake (after STARTTLS, or at connect in wrapper mode).", NULL },
+	{ "smtpd_tls_CAfile", PT_STRING, "",
+	  "A file of trusted CA certificates (PEM) for verifying client certificates; their names are sent with the certificate request.", NULL },
+	{ "smtpd_tls_CApath", PT_STRING, "",
+	  "A directory of trusted CA certificates (hashed names, c_rehash) for verifying client certificates.", NULL },
+	{ "smtpd_tls_ask_ccert", PT_BOOL, "no",
+	  "Ask a TLS client for a certificate (permit_tls_clientcerts needs one).", NULL },
+	{ "smtpd_tls_auth_only", PT_BOOL, "no",
+	  "Offer and accept AUTH only once the session is encrypted.", NULL },
+	{ "smtpd_tls_ccert_verifydepth", PT_INT, "9",
+	  "The longest client certificate chain that is verified.", NULL },
+	{ "smtpd_tls_cert_file", PT_STRING, "",
+	  "The server's RSA certificate (PEM), followed by its intermediate CA certificates.", NULL },
+	{ "smtpd_tls_chain_files", PT_LIST, "",
+	  "Files each holding a private key and its certificate chain (PEM), one per key type; preferred to the *_cert_file/*_key_file pairs.", NULL },
+	{ "smtpd_tls_ciphers", PT_STRING, "medium",
+	  "The cipher grade with opportunistic TLS: high, medium, low, export or null (tls_GRADE_cipherlist).", NULL },
+	{ "smtpd_tls_eccert_file", PT_STRING, "",
+	  "The server's ECDSA certificate (PEM), followed by its intermediate CA certificates.", NULL },
+	{ "smtpd_tls_eckey_file", PT_STRING, "$smtpd_tls_eccert_file",
+	  "The private key of smtpd_tls_eccert_file (PEM, no pass phrase).", NULL },
+	{ "smtpd_tls_exclude_ciphers", PT_LIST, "",
+	  "Ciphers or cipher types to exclude from every cipher grade (OpenSSL names, e.g. aNULL, RC4).", NULL },
+	{ "smtpd_tls_fingerprint_digest", PT_STRING, "sha256",
+	  "The message digest of certificate and public key fingerprints (relay_clientcerts, logs).", NULL },
+	{ "smtpd_tls_key_file", PT_STRING, "$smtpd_tls_cert_file",
+	  "The private key of smtpd_tls_cert_file (PEM, no pass phrase).", NULL },
+	{ "smtpd_tls_loglevel", PT_INT, "0",
+	  "TLS logging: 0 none, 1 the \"TLS connection established\" summary and the client certificate, 2 also the handshake progress.", NULL },
+	{ "smtpd_tls_mandatory_ciphers", PT_STRING, "medium",
+	  "The cipher grade with mandatory TLS (security level encrypt).", NULL },
+	{ "smtpd_tls_mandatory_exclude_ciphers", PT_LIST, "",
+	  "Ciphers to exclude in addition with mandatory TLS.", NULL },
+	{ "smtpd_tls_mandatory_protocols", PT_STRING, ">=TLSv1.2",
+	  "TLS protocols accepted with mandatory TLS (security level encrypt), Postfix syntax: \"!TLSv1, !TLSv1.1\" or \">=TLSv1.2\".", NULL },
+	{ "smtpd_tls_protocols", PT_STRING, ">=TLSv1.2",
+	  "TLS protocols accepted with opportunistic TLS, Postfix syntax: \"!TLSv1, !TLSv1.1\" or \">=TLSv1.2\".", NULL },
+	{ "smtpd_tls_received_header", PT_BOOL, "no",
+	  "Record the TLS protocol, cipher and client certificate in the Received: header.", NULL },
+	{ "smtpd_tls_req_ccert", PT_BOOL, "no",
+	  "With security level encrypt, require a client certificate that verifies against smtpd_tls_CAfile/CApath.", NULL },
+	{ "smtpd_tls_security_level", PT_STRING, "",
+	  "none, may (offer STARTTLS) or encrypt (require it); empty: from smtpd_use_tls / smtpd_enforce_tls.", NULL },
+	{ "smtpd_tls_session_cache_timeout", PT_TIME, "3600s",
+	  "How long a TLS session may be resumed (session tickets and the session cache).", NULL },
+	{ "smtpd_tls_wrappermode", PT_BOOL, "no",
+	  "TLS from the first byte, without STARTTLS (the smtps port, 465).", NULL },
+	{ "smtpd_use_tls", PT_BOOL, "no",
+	  "Obsolete: yes means smtpd_tls_security_level = may.", NULL },
+	{ "tls_export_cipherlist", PT_STRING, "aNULL:-aNULL:HIGH:MEDIUM:LOW:EXPORT:+RC4:@STRENGTH",
+	  "The OpenSSL cipher list of the \"export\" grade.", NULL },
+	{ "tls_high_cipherlist", PT_STRING, "aNULL:-aNULL:HIGH:@STRENGTH",
+	  "The OpenSSL cipher list of the \"high\" grade.", NULL },
+	{ "tls_low_cipherlist", PT_STRING, "aNULL:-aNULL:HIGH:MEDIUM:LOW:+RC4:@STRENGTH",
+	  "The OpenSSL cipher list of the \"low\" grade.", NULL },
+	{ "tls_medium_cipherlist", PT_STRING, "aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH",
+	  "The OpenSSL cipher list of the \"medium\" grade.", NULL },
+	{ "tls_null_cipherlist", PT_STRING, "eNULL:!aNULL",
+	  "The OpenSSL cipher list of the \"null\" grade (no encryption).", NULL },
+	{ NULL, PT_STRING, NULL, NULL, NULL }
+};
