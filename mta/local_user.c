@@ -388,7 +388,10 @@ static int try_forward(struct fwd *f, bool top)
 	char paths[2][4400], *text = NULL;
 	int n, err = 0;
 
-	if (lpriv_become(f->p) < 0)
+	/* The file is read with its owner's rights, as Postfix's open_as()
+	 * does: root's own .forward (in a home only root can enter) is read
+	 * as root; what it names is delivered with default_privs. */
+	if (f->owner->uid != 0 && lpriv_become(f->p) < 0)
 		return 0;
 	n = forward_paths(f->d, f->owner, top, paths);
 	for (int i = 0; i < n && text == NULL; i++)

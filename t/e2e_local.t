@@ -128,7 +128,7 @@ my $t = qmgr_sluice(main => {
     . "mypipe unix - n n - - pipe flags=FR user=nobody argv=/bin/sh -c { cat > $tmp/pipe/\${recipient} }\n",
    files => {
 	aliases => "team: $ua, $ub, \"|cat > $tmp/out/team.out\"\n",
-	transport => "$ub\@example.test mboxlocal:\npipe.test mypipe:\n",
+	transport => "$ub\@example.test mboxlocal:\nroot\@example.test mboxlocal:\npipe.test mypipe:\n",
 	vmailbox => "vic\@virt.test virt.test/vic/\nvera\@virt.test virt.test/vera\n",
 });
 
@@ -183,6 +183,19 @@ is($st[4], $uid_b, '... the new mailbox is given to the user');
 is($st[2] & 07777, 0600, '... mode 0600');
 ok(!-e "$mbox.lock", '... the dot-lock is gone');
 ok(!-d "$tmp/home/$ub/Maildir", '... and nothing went to a maildir');
+
+# ---- mail for root ----------------------------------------------------------------
+# root's home is closed to default_privs: its .forward is looked for as
+# root (as Postfix's open_as() does), the mailbox is written as default_privs.
+
+{
+	my $root_home = (getpwnam 'root')[7];
+	($id, $log) = deliver('root@client.example', 'root@example.test');
+	like($log, qr{ sluice/local\[\d+\]: \Q$id\E: to=<root\@example\.test>, relay=local, .*status=sent \(delivered to mailbox\)$}m,
+	     "mail for root is delivered (root's home $root_home is not readable by default_privs)");
+	like(slurp("$tmp/spool/root") // '', qr/^Message-ID: <root\@client\.example>$/m,
+	     '... into the mbox in mail_spool_directory');
+}
 
 # ---- an alias to two users and a command ------------------------------------------
 
