@@ -252,18 +252,6 @@ struct edit {
 	bool done;
 };
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
-}
-
 /* Check one "name=value" (or name for -X) against the registry. */
 static int edit_ok(struct conf_ctx *c, const struct edit *e)
 {
@@ -302,8 +290,8 @@ static int parse_edits(struct conf_ctx *c, int argc, char **argv,
 		}
 		if (eq)
 			*eq = 0;
-		ed[n].name = trim(argv[i]);
-		ed[n].value = c->o.edit ? trim(eq + 1) : NULL;
+		ed[n].name = config_trim(argv[i]);
+		ed[n].value = c->o.edit ? config_trim(eq + 1) : NULL;
 		ed[n].done = false;
 		if (edit_ok(c, &ed[n]) < 0)
 			return -1;

@@ -240,7 +240,7 @@ static int parse_int(const char *s, long long *v)
 	return 0;
 }
 
-static bool map_item_ok(const char *item)
+bool config_is_table(const char *item)
 {
 	size_t n = strspn(item, "abcdefghijklmnopqrstuvwxyz0123456789_-");
 
@@ -271,7 +271,7 @@ static int typed_value(enum param_type t, const char *value, long long *num)
 		if ((items = config_split_list(value)) == NULL)
 			return -1;
 		for (int i = 0; items[i] && rc == 0; i++)
-			if (!map_item_ok(items[i]))
+			if (!config_is_table(items[i]))
 				rc = -1;
 		cfg_list_free(items);
 		return rc;
@@ -285,6 +285,18 @@ int param_value_ok(enum param_type t, const char *value)
 	long long num;
 
 	return typed_value(t, value, &num);
+}
+
+char *config_trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = 0;
+	return s;
 }
 
 static bool list_sep(int c)

@@ -179,6 +179,11 @@ int param_value_ok(enum param_type t, const char *value);
 /* Split a list value: commas and whitespace separate items, a {...}
  * group (with nested braces) stays one item.  As cfg_list. */
 char **config_split_list(const char *value);
+/* Is this list item a lookup table, "type:name" (a lower-case type)? */
+bool config_is_table(const char *item);
+/* s without its leading and trailing whitespace, trimmed in place (the
+ * end is cut, the start is a pointer into s). */
+char *config_trim(char *s);
 
 /* ---- internals shared by config*.c, master_cf.c and the commands ---- */
 

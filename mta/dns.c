@@ -30,6 +30,7 @@
 #include <arpa/nameser.h>
 #include <event2/event.h>
 
+#include "config.h"
 #include "dns.h"
 #include "log.h"
 
@@ -146,6 +147,20 @@ int dns_start(struct event_base *base, const char *servers)
 	R.timer = evtimer_new(base, on_timer, NULL);
 	R.started = true;
 	return 0;
+}
+
+/* c-ares wants "ip:port,ip:port"; dns_servers is a list. */
+int dns_start_config(struct event_base *base, const struct config *c)
+{
+	char **servers = cfg_list(c, "dns_servers");
+	char csv[1024] = "";
+	size_t n = 0;
+
+	for (int i = 0; servers && servers[i] && n < sizeof csv; i++)
+		n += (size_t)snprintf(csv + n, sizeof csv - n, "%s%s",
+				      i ? "," : "", servers[i]);
+	cfg_list_free(servers);
+	return dns_start(base, csv);
 }
 
 void dns_stop(void)

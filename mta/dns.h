@@ -13,6 +13,7 @@
 #ifndef SLUICE_DNS_H
 #define SLUICE_DNS_H
 
+struct config;
 struct event_base;
 struct dns_req;
 
@@ -26,6 +27,8 @@ typedef void (*dns_addrs_fn)(void *arg, enum dns_status st,
 /* Start the process' resolver.  `servers` may be NULL or "" for the
  * system's.  0, or -1 (logged). */
 int dns_start(struct event_base *base, const char *servers);
+/* dns_start() with the dns_servers list of c (a list of "ip:port"). */
+int dns_start_config(struct event_base *base, const struct config *c);
 void dns_stop(void);
 
 /* The callback may run before these return (an /etc/hosts answer); they

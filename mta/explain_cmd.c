@@ -55,12 +55,14 @@
 #include "dns.h"
 #include "filter_chain.h"
 #include "log.h"
+#include "mymalloc.h"
 #include "plugin_loader.h"
 #include "plugin_names.h"
 #include "restriction.h"
 #include "restriction_int.h"
 #include "smtp_proto.h"
 #include "smtp_session.h"
+#include "tool_common.h"
 
 #define EXPLAIN_RCPT_MAX 100    /* recipients in one replay */
 
@@ -164,13 +166,8 @@ static int parse_opts(int argc, char **argv, struct explain_opts *o)
 
 static struct sluice_config *load_config(const char *config_dir)
 {
-	struct diag d;
-	struct sluice_config *sc;
+	struct sluice_config *sc = tool_load_config_strict(config_dir);
 
-	diag_init(&d);
-	sc = config_load(config_dir, &d);
-	diag_print(&d, stderr);
-	diag_free(&d);
 	if (sc == NULL)
 		fprintf(stderr, "sluice explain: the configuration has errors; "
 			"\"sluice check\" lists them\n");
@@ -198,20 +195,6 @@ static const struct listener *pick_listener(const struct sluice_config *sc,
 	return sc->nlisteners ? &sc->listeners[0] : NULL;
 }
 
-/* The resolver as a worker starts it (dns_servers: "ip:port,..."). */
-static int start_resolver(struct event_base *base, const struct config *c)
-{
-	char **servers = cfg_list(c, "dns_servers");
-	char csv[1024] = "";
-	size_t n = 0;
-
-	for (int i = 0; servers && servers[i] && n < sizeof csv; i++)
-		n += (size_t)snprintf(csv + n, sizeof csv - n, "%s%s",
-				      i ? "," : "", servers[i]);
-	cfg_list_free(servers);
-	return dns_start(base, csv);
-}
-
 static int start_plugins(const struct sluice_config *sc)
 {
 	char **names = plugin_names(sc->main);
@@ -225,15 +208,6 @@ static int start_plugins(const struct sluice_config *sc)
 }
 
 /* ---- the session ------------------------------------------------------------ */
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (p == NULL)
-		msg_fatal("explain: out of memory");
-	return p;
-}
 
 /* A session as smtp_session_start() makes one, without the socket. */
 static struct smtp_session *session_new(struct event_base *base,
@@ -264,8 +238,8 @@ static struct smtp_session *session_new(struct event_base *base,
 	    (s->plugin_data = calloc((size_t)plugin_count(), sizeof *s->plugin_data)) == NULL)
 		msg_fatal("explain: out of memory");
 	if (o->sasl_user) {
-		s->sasl_username = xstrdup(o->sasl_user);
-		s->sasl_method = xstrdup(o->sasl_method ? o->sasl_method : "PLAIN");
+		s->sasl_username = mystrdup(o->sasl_user);
+		s->sasl_method = mystrdup(o->sasl_method ? o->sasl_method : "PLAIN");
 	}
 	return s;
 }
@@ -403,7 +377,7 @@ static void add_rcpt(struct smtp_session *s, const char *rcpt)
 		msg_fatal("explain: out of memory");
 	e->rcpt = v;
 	memset(&v[e->nrcpt], 0, sizeof v[e->nrcpt]);
-	v[e->nrcpt].addr = xstrdup(rcpt);
+	v[e->nrcpt].addr = mystrdup(rcpt);
 	v[e->nrcpt].status = 'P';
 	e->nrcpt++;
 }
@@ -432,7 +406,7 @@ static char *session_address(struct smtp_session *s, const char *stage,
 		err = smtp_address_check(s->cfg, out, sender,
 					 cfg_bool(s->cfg, "strict_rfc821_envelopes"), false);
 	if (err == NULL)
-		out = xstrdup(out);
+		out = mystrdup(out);
 	else
 		printf("%s: %s\n", stage, err);
 	free(line);
@@ -450,7 +424,7 @@ static void rcpt_stage(struct smtp_session *s, const char *arg)
 		printf("  <postmaster> without a domain is always accepted "
 		       "(RFC 5321): no list runs\n");
 	/* the restrictions see Postfix's internal form, as in the session */
-	name = xstrdup(rcpt);
+	name = mystrdup(rcpt);
 	if (!smtp_address_internal(rcpt, name, strlen(rcpt) + 1))
 		strcpy(name, rcpt);
 	s->txn.cur_rcpt = name;
@@ -485,7 +459,7 @@ static void replay(struct smtp_session *s, const struct explain_opts *o)
 	if (early_stage(s, RS_CLIENT, "CONNECT", "smtpd_client_restrictions"))
 		return;
 	if (o->helo) {
-		s->helo_name = xstrdup(o->helo);
+		s->helo_name = mystrdup(o->helo);
 		s->esmtp = true;
 		printf("EHLO %s\n", o->helo);
 		if (early_stage(s, RS_HELO, "EHLO", "smtpd_helo_restrictions"))
@@ -534,7 +508,7 @@ int cmd_explain(const char *config_dir, int argc, char **argv)
 		return 1;
 	}
 	filter_set_event_base(base);
-	if (start_resolver(base, sc->main) < 0 || start_plugins(sc) < 0)
+	if (dns_start_config(base, sc->main) < 0 || start_plugins(sc) < 0)
 		return 1;
 	s = session_new(base, l, &o);
 	rcheck_set_trace(s, trace_line, NULL);

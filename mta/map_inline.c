@@ -30,18 +30,6 @@ struct inline_map {
 	struct inline_item v[];
 };
 
-static char *trim(char *s)
-{
-	size_t n;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	n = strlen(s);
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		s[--n] = 0;
-	return s;
-}
-
 /* Split "key=value" or "{ key = value }" in place; NULL, or what is
  * wrong with it. */
 static const char *split_item(char *item, char **key, char **value)
@@ -58,8 +46,8 @@ static const char *split_item(char *item, char **key, char **value)
 	if ((eq = strchr(item, '=')) == NULL)
 		return "has no \"=\"; write key=value, or {key = value} for a value with spaces";
 	*eq = 0;
-	*key = trim(item);
-	*value = trim(eq + 1);
+	*key = config_trim(item);
+	*value = config_trim(eq + 1);
 	if (**key == 0)
 		return "has no key before \"=\"; write key=value";
 	if (**value == 0)

@@ -36,6 +36,7 @@
 #include "diag.h"
 #include "log.h"
 #include "master.h"
+#include "tool_common.h"
 
 #define STOP_WAIT_SECS	30	/* longer than the master's own grace time */
 #define POLL_MSECS	50
@@ -267,13 +268,8 @@ int cmd_stop(const char *config_dir, int argc, char **argv)
 /* Would the master accept this configuration?  Prints what is wrong. */
 static bool config_loads(const char *config_dir)
 {
-	struct diag d;
-	struct sluice_config *sc;
+	struct sluice_config *sc = tool_load_config_strict(config_dir);
 
-	diag_init(&d);
-	sc = config_load(config_dir, &d);
-	diag_print(&d, stderr);
-	diag_free(&d);
 	if (sc == NULL)
 		return false;
 	config_free(sc);

@@ -63,18 +63,6 @@ static int def_action_parse(const char *v, enum milter_def_action *a)
 	return 0;
 }
 
-static char *trim(char *p)
-{
-	char *e;
-
-	while (isspace((unsigned char)*p))
-		p++;
-	e = p + strlen(p);
-	while (e > p && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return p;
-}
-
 /* One list item into mc.  NULL, or the problem. */
 static const char *conf_item(const struct config *c, const char *item,
 			     struct milter_conf *mc, char *err, size_t errlen)
@@ -95,7 +83,7 @@ static const char *conf_item(const struct config *c, const char *item,
 		mc->def_action = MDA_TEMPFAIL;
 	if ((copy = strdup(item)) == NULL)
 		msg_fatal("milter: out of memory");
-	p = trim(copy);
+	p = config_trim(copy);
 	if (*p != '{') {
 		mc->name = strdup(p);
 		p += strlen(p);         /* no options */
@@ -107,7 +95,7 @@ static const char *conf_item(const struct config *c, const char *item,
 	}
 	for (tok = strtok_r(p, ",", &save); tok && !problem;
 	     tok = strtok_r(NULL, ",", &save)) {
-		char *kv = trim(tok), *eq = strchr(kv, '=');
+		char *kv = config_trim(tok), *eq = strchr(kv, '=');
 		long long secs;
 
 		if (first && mc->name == NULL) {
@@ -122,7 +110,7 @@ static const char *conf_item(const struct config *c, const char *item,
 		}
 		*eq = 0;
 		{
-			char *k = trim(kv), *v = trim(eq + 1);
+			char *k = config_trim(kv), *v = config_trim(eq + 1);
 			long long *t = !strcmp(k, "connect_timeout") ? &mc->conn_timeout
 				: !strcmp(k, "command_timeout") ? &mc->cmd_timeout
 				: !strcmp(k, "content_timeout") ? &mc->content_timeout

@@ -13,7 +13,7 @@
 
 const struct param_def params_sasl[] = {
 	{ "anvil_rate_time_unit", PT_TIME, "60s",
-	  "The time unit of the per-client rate limits (smtpd_client_auth_rate_limit).", NULL },
+	  "The time unit of the per-client rate limits (smtpd_client_connection_rate_limit, smtpd_client_message_rate_limit, smtpd_client_recipient_rate_limit, smtpd_client_auth_rate_limit).", NULL },
 	{ "broken_sasl_auth_clients", PT_BOOL, "no",
 	  "Also announce AUTH in the obsolete form \"AUTH=PLAIN LOGIN\" for clients (old Outlook) that understand only that.", NULL },
 	{ "cyrus_sasl_config_path", PT_STRING, "",

@@ -34,6 +34,7 @@
 #include "filter_chain.h"
 #include "jobpool.h"
 #include "log.h"
+#include "mymalloc.h"
 #include "plugin_loader.h"
 #include "smtp_session.h"
 #include "sluice_plugin.h"
@@ -44,15 +45,6 @@
 static struct smtp_session *session(sluice_txn *t)
 {
 	return (struct smtp_session *)t;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *c = strdup(s);
-
-	if (c == NULL)
-		msg_fatal("plugin api: out of memory");
-	return c;
 }
 
 /* The name of the plugin whose code runs now, or NULL. */
@@ -138,7 +130,7 @@ void sluice_reply(sluice_txn *t, int code, const char *dsn,
 	if (dsn && strlen(dsn) < sizeof s->reply_dsn)
 		strcpy(s->reply_dsn, dsn);      /* checked by the chain */
 	free(s->reply_text);
-	s->reply_text = xstrdup(text);
+	s->reply_text = mystrdup(text);
 }
 
 void sluice_resume(sluice_txn *t, int verdict)
@@ -381,7 +373,7 @@ static int header_put(struct smtp_session *s, int pos, const char *name,
 	headers_grow(tx);
 	memmove(&tx->hdr[pos + 1], &tx->hdr[pos],
 		(size_t)(tx->nhdr - pos) * sizeof *tx->hdr);
-	tx->hdr[pos].name = xstrdup(name);
+	tx->hdr[pos].name = mystrdup(name);
 	tx->hdr[pos].value = v;
 	tx->nhdr++;
 	tx->hdr_modified = true;

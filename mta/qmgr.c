@@ -126,15 +126,7 @@ static void read_params(struct qmgr *q)
 
 static void start_resolver(struct qmgr *q)
 {
-	char **servers = cfg_list(q->cfg, "dns_servers");
-	char csv[1024] = "";
-	size_t n = 0;
-
-	for (int i = 0; servers && servers[i] && n < sizeof csv; i++)
-		n += (size_t)snprintf(csv + n, sizeof csv - n, "%s%s",
-				      i ? "," : "", servers[i]);
-	cfg_list_free(servers);
-	if (dns_start(q->base, csv) < 0)
+	if (dns_start_config(q->base, q->cfg) < 0)
 		msg_fatal("cannot start the DNS resolver");
 }
 

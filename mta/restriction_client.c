@@ -59,61 +59,26 @@
 
 enum { NET_NOTFOUND = 0, NET_FOUND = 1, NET_NEGATED = 2, NET_FAIL = -1 };
 
-/* ---- tables named in mynetworks (this file's cache) ------------------- */
+/* ---- tables named in mynetworks --------------------------------------- */
 
-struct net_table {
-	char *spec;
-	struct map *m;
-	struct net_table *next;
-};
-
-static struct net_table *net_tables;
-
-static struct map *net_table(const char *spec)
-{
-	struct net_table *t;
-	char err[512];
-	struct map *m;
-
-	for (t = net_tables; t != NULL; t = t->next)
-		if (strcmp(t->spec, spec) == 0)
-			return t->m;
-	if ((m = map_open(spec, err, sizeof err)) == NULL) {
-		msg_warn("mynetworks: %s", err);
-		return NULL;
-	}
-	t = route_alloc(sizeof *t);
-	t->spec = route_strdup(spec);
-	t->m = m;
-	t->next = net_tables;
-	net_tables = t;
-	return m;
-}
-
+/* A table stays open from its first use on (route_tables_open()). */
 static int table_match(const char *spec, const char *name, const char *addr)
 {
-	struct map *m = net_table(spec);
+	struct map_list *ml = route_tables_open("mynetworks", spec);
 	const char *v;
 	enum map_status st = MAP_NOTFOUND;
 
-	if (m == NULL)
+	if (ml == NULL)
 		return NET_FAIL;
-	st = map_lookup(m, addr, &v);
+	st = map_list_lookup(ml, addr, &v);
 	if (st == MAP_NOTFOUND && strcmp(name, "unknown") != 0)
-		st = map_lookup(m, name, &v);
+		st = map_list_lookup(ml, name, &v);
 	if (st == MAP_TEMPFAIL)
 		return NET_FAIL;
 	return st == MAP_FOUND ? NET_FOUND : NET_NOTFOUND;
 }
 
 /* ---- list matching ------------------------------------------------------ */
-
-static bool is_table(const char *item)
-{
-	size_t n = strspn(item, "abcdefghijklmnopqrstuvwxyz0123456789_-");
-
-	return n > 0 && item[n] == ':' && item[n + 1] != 0 && item[0] != '[';
-}
 
 static bool looks_numeric(const char *item)
 {
@@ -184,7 +149,7 @@ static int item_match(const struct config *cfg, const char *item,
 	}
 	if (*item == '/' && depth == 0)
 		rc = file_match(cfg, item, name, addr, depth);
-	else if (is_table(item))
+	else if (config_is_table(item))
 		rc = table_match(item, name, addr);
 	else if (looks_numeric(item))
 		rc = inet_match_pattern(item, addr) ? NET_FOUND : NET_NOTFOUND;

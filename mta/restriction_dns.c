@@ -276,8 +276,8 @@ static int start(struct rb_dns_job *j)
 	return RV_PENDING;
 }
 
-static struct rb_dns_job *new_job(struct rcheck *c, rb_dns_done_fn done,
-				  void *arg)
+static struct rb_dns_job *new_job(struct rcheck *c, const enum step *steps,
+				  int nsteps, rb_dns_done_fn done, void *arg)
 {
 	struct rb_dns_job *j = calloc(1, sizeof *j);
 
@@ -286,6 +286,8 @@ static struct rb_dns_job *new_job(struct rcheck *c, rb_dns_done_fn done,
 	j->c = c;
 	j->done = done;
 	j->arg = arg;
+	memcpy(j->steps, steps, (size_t)nsteps * sizeof *steps);
+	j->nsteps = nsteps;
 	return j;
 }
 
@@ -311,50 +313,45 @@ static bool askable(struct rcheck *c, const char *name, enum rb_dns_result *res)
 	return true;
 }
 
-int rb_dns_hostname(struct rcheck *c, const char *name, rb_dns_done_fn done,
-		    void *arg)
+/* The lookups of a host name, in the order of steps; a mailhost job
+ * takes a null MX for an answer of its own. */
+static int ask_name(struct rcheck *c, const char *name, const enum step *steps,
+		    bool mailhost, rb_dns_done_fn done, void *arg)
 {
 	enum rb_dns_result res;
 	struct rb_dns_job *j;
 
 	if (!askable(c, name, &res))
 		return done(c, res, arg);
-	j = new_job(c, done, arg);
+	j = new_job(c, steps, JOB_STEPS_MAX, done, arg);
 	snprintf(j->name, sizeof j->name, "%s", name);
-	j->steps[0] = ST_A;
-	j->steps[1] = ST_AAAA;
-	j->steps[2] = ST_MX;
-	j->nsteps = 3;
+	j->mailhost = mailhost;
 	return start(j);
+}
+
+int rb_dns_hostname(struct rcheck *c, const char *name, rb_dns_done_fn done,
+		    void *arg)
+{
+	static const enum step steps[] = { ST_A, ST_AAAA, ST_MX };
+
+	return ask_name(c, name, steps, false, done, arg);
 }
 
 int rb_dns_mailhost(struct rcheck *c, const char *name, rb_dns_done_fn done,
 		    void *arg)
 {
-	enum rb_dns_result res;
-	struct rb_dns_job *j;
+	static const enum step steps[] = { ST_MX, ST_A, ST_AAAA };
 
-	if (!askable(c, name, &res))
-		return done(c, res, arg);
-	j = new_job(c, done, arg);
-	snprintf(j->name, sizeof j->name, "%s", name);
-	j->mailhost = true;
-	j->steps[0] = ST_MX;
-	j->steps[1] = ST_A;
-	j->steps[2] = ST_AAAA;
-	j->nsteps = 3;
-	return start(j);
+	return ask_name(c, name, steps, true, done, arg);
 }
 
 int rb_dns_client(struct rcheck *c, const char *addr, bool reverse_only,
 		  rb_dns_done_fn done, void *arg)
 {
-	struct rb_dns_job *j = new_job(c, done, arg);
+	static const enum step steps[] = { ST_PTR, ST_FWD_A, ST_FWD_AAAA };
+	struct rb_dns_job *j = new_job(c, steps, reverse_only ? 1 : JOB_STEPS_MAX,
+					   done, arg);
 
 	snprintf(j->addr, sizeof j->addr, "%s", addr);
-	j->steps[0] = ST_PTR;
-	j->steps[1] = ST_FWD_A;
-	j->steps[2] = ST_FWD_AAAA;
-	j->nsteps = reverse_only ? 1 : 3;
 	return start(j);
 }

@@ -48,6 +48,7 @@
 #include "access_action.h"
 #include "config.h"
 #include "log.h"
+#include "mymalloc.h"
 #include "restriction_int.h"
 #include "smtp_proto.h"
 
@@ -107,15 +108,6 @@ struct rcheck_state { struct rcheck c; };
 
 static void drive(struct rcheck *c);
 
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s ? s : "");
-
-	if (p == NULL)
-		msg_fatal("restrictions: out of memory");
-	return p;
-}
-
 /* One printable reply line (Postfix's printable() and truncation). */
 static char *reply_line(const char *fmt, va_list ap)
 {
@@ -125,7 +117,7 @@ static char *reply_line(const char *fmt, va_list ap)
 	for (char *p = buf; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
-	return xstrdup(buf);
+	return mystrdup(buf);
 }
 
 /* ---- the per-session state ---------------------------------------------- */
@@ -262,7 +254,7 @@ const char *rcheck_reply_name(struct rcheck *c)
 void rcheck_set_etrn_domain(struct rcheck *c, const char *domain)
 {
 	free(c->etrn);
-	c->etrn = xstrdup(domain);
+	c->etrn = mystrdup(domain);
 }
 
 const char *rcheck_etrn_domain(struct rcheck *c)
@@ -352,7 +344,7 @@ static void defer_set(struct rdefer *d, int code, const char *dsn,
 	snprintf(d->dsn, sizeof d->dsn, "%s", dsn && access_dsn_valid(dsn)
 		 ? dsn : "4.7.1");
 	free(d->text);
-	d->text = xstrdup(text);
+	d->text = mystrdup(text);
 }
 
 /*
@@ -385,7 +377,7 @@ static int settle(struct rcheck *c, int v)
 		code = 450;
 		strcpy(dsn, "4.7.1");
 		free(text);
-		text = xstrdup("Service unavailable");
+		text = mystrdup("Service unavailable");
 	}
 	if (!access_dsn_valid(dsn) || dsn[0] == '2')
 		strcpy(dsn, code >= 500 ? "5.7.1" : "4.7.1");
@@ -397,7 +389,7 @@ static int settle(struct rcheck *c, int v)
 		free(text);
 		c->r_code = c->dir.code;
 		snprintf(c->r_dsn, sizeof c->r_dsn, "%s", c->dir.dsn);
-		c->r_text = xstrdup(c->dir.text);
+		c->r_text = mystrdup(c->dir.text);
 		return settle(c, RV_DEFER);
 	}
 	if (param_yes(c, "soft_bounce", false) && code >= 500)
@@ -648,7 +640,7 @@ static void add_string(char ***v, int *n, const char *s)
 {
 	if ((*v = realloc(*v, (size_t)(*n + 1) * sizeof **v)) == NULL)
 		msg_fatal("restrictions: out of memory");
-	(*v)[(*n)++] = xstrdup(s);
+	(*v)[(*n)++] = mystrdup(s);
 }
 
 static bool header_syntax(const char *h)
@@ -683,7 +675,7 @@ static int message_action(struct rcheck *c, const struct access_action *a,
 		t->hold = true;
 		t->hold_logged = true;
 		free(t->hold_reason);
-		t->hold_reason = xstrdup(line);
+		t->hold_reason = mystrdup(line);
 		return RV_DUNNO;
 	case AA_DISCARD:
 		snprintf(line, sizeof line, "<%s>: %s %s", name, reply_class,
@@ -702,7 +694,7 @@ static int message_action(struct rcheck *c, const struct access_action *a,
 			 reply_class, a->text);
 		log_whatsup(c, "filter", 0, NULL, line);
 		free(t->env.filter);
-		t->env.filter = xstrdup(a->text);
+		t->env.filter = mystrdup(a->text);
 		return RV_DUNNO;
 	case AA_REDIRECT:
 	case AA_BCC:
@@ -720,7 +712,7 @@ static int message_action(struct rcheck *c, const struct access_action *a,
 			add_string(&t->bcc, &t->nbcc, a->text);
 		} else {
 			free(t->redirect);
-			t->redirect = xstrdup(a->text);
+			t->redirect = mystrdup(a->text);
 		}
 		return RV_DUNNO;
 	case AA_PREPEND:
@@ -938,7 +930,7 @@ static void op_begin(struct rcheck *c)
 			break;
 		c->r_code = c->dip.code;
 		snprintf(c->r_dsn, sizeof c->r_dsn, "%s", c->dip.dsn);
-		c->r_text = xstrdup(c->dip.text);
+		c->r_text = mystrdup(c->dip.text);
 		c->status = settle(c, RV_DEFER);
 		break;
 	case OP_UNLISTED_RECIPIENT:

@@ -130,18 +130,32 @@ static const char *helo_of(struct rcheck *c)
 	return rcheck_session(c)->helo_name;
 }
 
-static int invalid_helo(struct rcheck *c, const char *arg, void *data)
+/* The check of one restriction: helo as the client sent it, name the
+ * same without a trailing dot (NULL when it is too long for a host
+ * name). */
+typedef int (*helo_name_fn)(struct rcheck *c, const char *helo,
+			    const char *name);
+
+/*
+ * What all three restrictions do alike: before HELO/EHLO they say
+ * nothing, and an address literal is checked for syntax only; any other
+ * name goes to `check`.
+ */
+static int helo_check(struct rcheck *c, helo_name_fn check)
 {
 	const char *helo = helo_of(c);
 	char name[HOSTNAME_MAX + 2];
 
-	(void)arg, (void)data;
 	if (helo == NULL)
 		return RV_DUNNO;
 	if (helo[0] == '[')
 		return invalid_hostaddr(c, helo);
-	if (rb_strip_dot(helo, name, sizeof name) &&
-	    (rb_valid_hostname(name) || rb_valid_hostaddr(name))) {
+	return check(c, helo, rb_strip_dot(helo, name, sizeof name) ? name : NULL);
+}
+
+static int invalid_name(struct rcheck *c, const char *helo, const char *name)
+{
+	if (name && (rb_valid_hostname(name) || rb_valid_hostaddr(name))) {
 		rcheck_trace(c, "%s: a valid host name", helo);
 		return RV_DUNNO;
 	}
@@ -150,18 +164,9 @@ static int invalid_helo(struct rcheck *c, const char *arg, void *data)
 			 "<%s>: %s rejected: Invalid name", helo, RB_HELO);
 }
 
-static int non_fqdn_helo(struct rcheck *c, const char *arg, void *data)
+static int non_fqdn_name(struct rcheck *c, const char *helo, const char *name)
 {
-	const char *helo = helo_of(c);
-	char name[HOSTNAME_MAX + 2];
-
-	(void)arg, (void)data;
-	if (helo == NULL)
-		return RV_DUNNO;
-	if (helo[0] == '[')
-		return invalid_hostaddr(c, helo);
-	if (rb_strip_dot(helo, name, sizeof name) && rb_valid_hostname(name) &&
-	    strchr(name, '.') != NULL) {
+	if (name && rb_valid_hostname(name) && strchr(name, '.') != NULL) {
 		rcheck_trace(c, "%s: fully qualified", helo);
 		return RV_DUNNO;
 	}
@@ -195,20 +200,30 @@ static int unknown_helo_done(struct rcheck *c, enum rb_dns_result res,
 	}
 }
 
-static int unknown_helo(struct rcheck *c, const char *arg, void *data)
+static int unknown_name(struct rcheck *c, const char *helo, const char *name)
 {
-	const char *helo = helo_of(c);
-	char name[HOSTNAME_MAX + 2];
-
-	(void)arg, (void)data;
-	if (helo == NULL)
-		return RV_DUNNO;
-	if (helo[0] == '[')
-		return invalid_hostaddr(c, helo);
-	if (!rb_strip_dot(helo, name, sizeof name) || name[0] == 0)
+	if (name == NULL || name[0] == 0)
 		return unknown_helo_done(c, RB_DNS_NOTFOUND, NULL);
 	rcheck_trace(c, "%s: looking up A/AAAA, then MX", name);
 	return rb_dns_hostname(c, name, unknown_helo_done, NULL);
+}
+
+static int invalid_helo(struct rcheck *c, const char *arg, void *data)
+{
+	(void)arg, (void)data;
+	return helo_check(c, invalid_name);
+}
+
+static int non_fqdn_helo(struct rcheck *c, const char *arg, void *data)
+{
+	(void)arg, (void)data;
+	return helo_check(c, non_fqdn_name);
+}
+
+static int unknown_helo(struct rcheck *c, const char *arg, void *data)
+{
+	(void)arg, (void)data;
+	return helo_check(c, unknown_name);
 }
 
 const struct restriction_def restrictions_helo[] = {

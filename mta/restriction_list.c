@@ -38,6 +38,7 @@
 #include "config.h"
 #include "diag.h"
 #include "log.h"
+#include "mymalloc.h"
 #include "map.h"
 #include "restriction.h"
 #include "restriction_int.h"
@@ -73,15 +74,6 @@ static struct reg_entry **reg;
 static int nreg, capreg;
 static bool builtins_loaded;
 
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s ? s : "");
-
-	if (p == NULL)
-		msg_fatal("restrictions: out of memory");
-	return p;
-}
-
 static struct reg_entry *reg_lookup(const char *name)
 {
 	for (int i = 0; i < nreg; i++)
@@ -104,9 +96,9 @@ static struct reg_entry *reg_add(const struct restriction_def *def,
 		msg_fatal("restrictions: out of memory");
 	e->def = *def;
 	if (owner) {
-		e->def.name = xstrdup(def->name);
+		e->def.name = mystrdup(def->name);
 		e->owned = true;
-		e->owner = xstrdup(owner);
+		e->owner = mystrdup(owner);
 	}
 	reg[nreg++] = e;
 	return e;
@@ -342,8 +334,8 @@ static void list_add(struct restriction_list *l, enum ritem_kind kind,
 	it = &l->v[l->n++];
 	it->kind = kind;
 	it->def = def;
-	it->name = xstrdup(name);
-	it->arg = arg ? xstrdup(arg) : NULL;
+	it->name = mystrdup(name);
+	it->arg = arg ? mystrdup(arg) : NULL;
 }
 
 /* A problem in a list: to d as "file:line: ...", or into err. */
@@ -430,7 +422,7 @@ static struct restriction_list *compile_words(struct compile_ctx *cc,
 
 	if (l == NULL)
 		msg_fatal("restrictions: out of memory");
-	l->param = xstrdup(cc->param);
+	l->param = mystrdup(cc->param);
 	for (int i = 0; w && w[i]; i++) {
 		name = w[i];
 		if (strchr(name, ':') != NULL) {
@@ -601,7 +593,7 @@ const struct restriction_list *restriction_class_list(const struct config *cfg,
 	if (cl->cls == NULL)
 		msg_fatal("restrictions: out of memory");
 	nl = &cl->cls[cl->ncls++];
-	nl->name = xstrdup(name);
+	nl->name = mystrdup(name);
 	diag_init(&d);
 	nl->l = restriction_list_compile(cfg, name, &d);
 	for (int k = 0; k < d.n; k++)

@@ -67,6 +67,10 @@ bool route_parent_style(const struct config *c, const char *name);
 /* ---- tables ---- */
 /* (route_tables_release(), which drops the tables kept open, is public:
  * resolve.h.) */
+/* The tables of `value` (a list of "type:name"), opened at their first
+ * use and kept open (this file's cache); NULL, with a warning naming
+ * `param`, when one cannot be opened. */
+struct map_list *route_tables_open(const char *param, const char *value);
 /* Search the tables of map parameter `param` for `key`, first table
  * first.  `partial` keys (Postfix's DICT_FLAG_FIXED searches) skip
  * pattern tables (regexp:, pcre:, cidr:).  map.c folds keys for the

@@ -212,7 +212,7 @@ struct table_cache {
 
 static struct table_cache *tables;
 
-static struct map_list *tables_for(const char *param, const char *value)
+struct map_list *route_tables_open(const char *param, const char *value)
 {
 	struct table_cache *t;
 	char err[512];
@@ -245,20 +245,12 @@ void route_tables_release(void)
 	}
 }
 
-/* Is this list item a table ("type:name")?  As config.c checks values. */
-static bool table_item(const char *item)
-{
-	size_t n = strspn(item, "abcdefghijklmnopqrstuvwxyz0123456789_-");
-
-	return n > 0 && item[n] == ':' && item[n + 1] != 0;
-}
-
 /* The tables of `value`: ROUTE_FOUND with *value, ROUTE_NOTFOUND or
  * ROUTE_FAIL. */
 static int tables_find(const char *param, const char *value, const char *key,
 		       bool partial, char **result)
 {
-	struct map_list *ml = tables_for(param, value);
+	struct map_list *ml = route_tables_open(param, value);
 	const char *v = NULL;
 	enum map_status st;
 
@@ -479,7 +471,7 @@ static int match_item(const char *param, const char *item, const char *name,
 	}
 	if (*item == '/')
 		rc = match_file(param, item, name, style, parent);
-	else if (table_item(item))
+	else if (config_is_table(item))
 		rc = match_table(param, item, name, style, parent);
 	else
 		rc = match_name(name, item, style, parent) ? ROUTE_FOUND

@@ -30,6 +30,7 @@
 #include "config.h"
 #include "inet_addr.h"
 #include "log.h"
+#include "mymalloc.h"
 #include "sasl_server.h"
 #include "smtp_anvil.h"
 #include "smtp_auth.h"
@@ -50,15 +51,6 @@ struct smtp_auth {
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s ? s : "");
-
-	if (p == NULL)
-		msg_fatal("out of memory");
-	return p;
-}
 
 static struct smtp_auth *auth_of(struct smtp_session *s)
 {
@@ -233,7 +225,7 @@ static void note_login(struct smtp_auth *a, const char *b64)
 	}
 	if (user && *user && strlen(user) < 256) {
 		free(a->login);
-		a->login = xstrdup(user);
+		a->login = mystrdup(user);
 		for (char *p = a->login; *p; p++)
 			if (!isprint((unsigned char)*p))
 				*p = '?';
@@ -256,7 +248,7 @@ static void case_hint(struct smtp_session *s, struct smtp_auth *a)
 	if (a->login == NULL || a->srv == NULL
 	    || xsasl_server_user_exists(a->srv, a->login) != 0)
 		return;
-	lower = xstrdup(a->login);
+	lower = mystrdup(a->login);
 	for (char *p = lower; *p; p++)
 		*p = tolower((unsigned char)*p);
 	if (strcmp(lower, a->login) != 0
@@ -284,11 +276,11 @@ static void step_done(void *ctx, enum sasl_result r, const char *text)
 		user = xsasl_server_username(a->srv);
 		free(s->sasl_username);
 		free(s->sasl_method);
-		s->sasl_username = xstrdup(user ? user : a->login);
+		s->sasl_username = mystrdup(user ? user : a->login);
 		for (char *p = s->sasl_username; *p; p++)
 			if (!isprint((unsigned char)*p))
 				*p = '?';
-		s->sasl_method = xstrdup(a->mech);
+		s->sasl_method = mystrdup(a->mech);
 		smtp_reply(s, "235 2.7.0 Authentication successful");
 		break;
 	case SASL_R_FORM:
@@ -403,7 +395,7 @@ void smtp_auth_cmd(struct smtp_session *s, char *arg)
 		return;
 	}
 	free(a->mech);
-	a->mech = xstrdup(mech);
+	a->mech = mystrdup(mech);
 	for (char *p = a->mech; *p; p++)
 		*p = toupper((unsigned char)*p);
 	free(a->login);
@@ -425,8 +417,8 @@ void smtp_auth_mail_start(struct smtp_session *s)
 	free(s->sasl_sender);
 	s->sasl_sender = NULL;
 	if (s->sasl_username && s->txn.env.sasl_username == NULL) {
-		s->txn.env.sasl_method = xstrdup(s->sasl_method);
-		s->txn.env.sasl_username = xstrdup(s->sasl_username);
+		s->txn.env.sasl_method = mystrdup(s->sasl_method);
+		s->txn.env.sasl_username = mystrdup(s->sasl_username);
 	}
 }
 
@@ -443,7 +435,7 @@ const char *smtp_auth_mail_param(struct smtp_session *s, const char *value)
 	if (s->sasl_sender != NULL)
 		return "503 5.5.4 Error: multiple AUTH= options";
 	if (strcmp(value, "<>") != 0) {
-		s->sasl_sender = xstrdup(value);
+		s->sasl_sender = mystrdup(value);
 		for (char *p = s->sasl_sender; *p; p++)
 			if (!isprint((unsigned char)*p))
 				*p = '?';

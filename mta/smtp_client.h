@@ -229,6 +229,11 @@ void smtpc_timeouts(struct smtpc_conn *c, long long rd, long long wr);
 void smtpc_end(struct smtpc_conn *c, enum smtpc_end how, bool keep);
 /* The session broke: free the connection, then tell the delivery. */
 void smtpc_drop(struct smtpc_conn *c, enum smtpc_end how);
+/* A failure of this server that ends the session at once: results for
+ * the open recipients (status 4: kept for the next server), then the
+ * end, after QUIT when the conversation is still sane (quit). */
+void smtpc_fail_site(struct smtpc_conn *c, int status, const char *dsn,
+		     const char *text, bool quit);
 /* The transaction (smtp_client_txn.c): start it after the handshake or
  * on a reused connection; take one reply (MAIL, RCPT, DATA, end of
  * data), 0 to go on reading or -1 when the connection is gone; go on

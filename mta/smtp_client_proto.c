@@ -205,10 +205,8 @@ void smtpc_conn_quit(struct smtpc_conn *c)
 	smtpc_pool_closing(c);
 }
 
-/* A failure that ends the session at once: results for the open
- * recipients (status 4: kept for the next server), then the end. */
-static void fail_site(struct smtpc_conn *c, int status, const char *dsn,
-		      const char *text, bool quit)
+void smtpc_fail_site(struct smtpc_conn *c, int status, const char *dsn,
+		     const char *text, bool quit)
 {
 	smtpc_site_fail(c->d, status, dsn, "%s", text);
 	if (quit)
@@ -240,7 +238,7 @@ static int loop_fail(struct smtpc_conn *c)
 
 	snprintf(text, sizeof text, "mail for %s loops back to myself",
 		 smtpc_req(c->d)->nexthop);
-	fail_site(c, 5, "5.4.6", text, true);
+	smtpc_fail_site(c, 5, "5.4.6", text, true);
 	return -1;
 }
 
@@ -254,7 +252,7 @@ static int refused(struct smtpc_conn *c, bool skip_5xx)
 	dsn[0] = (char)('0' + status);
 	snprintf(text, sizeof text, "host %s refused to talk to me: %s",
 		 c->namaddr, smtpc_reply_oneline(&c->reply, one, sizeof one));
-	fail_site(c, status, dsn, text, true);
+	smtpc_fail_site(c, status, dsn, text, true);
 	return -1;
 }
 
@@ -381,7 +379,7 @@ static void bad_reply(struct smtpc_conn *c)
 	}
 	fmt_cut(text, sizeof text, "host %s sent an invalid reply while %s: %s",
 		 c->namaddr, smtpc_stage_text(c), c->reply.text);
-	fail_site(c, 4, "4.5.0", text, false);
+	smtpc_fail_site(c, 4, "4.5.0", text, false);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -442,7 +440,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	else
 		snprintf(text, sizeof text, "lost connection with %s while %s",
 			 c->namaddr, smtpc_stage_text(c));
-	fail_site(c, 4, "4.4.2", text, false);
+	smtpc_fail_site(c, 4, "4.4.2", text, false);
 }
 
 /* ---- connecting ------------------------------------------------------- */
@@ -472,7 +470,7 @@ static void connect_failed(struct smtpc_conn *c, int err)
 	else
 		snprintf(text, sizeof text, "connect to %s: %s", c->addr,
 			 strerror(err));
-	fail_site(c, 4, "4.4.1", text, false);
+	smtpc_fail_site(c, 4, "4.4.1", text, false);
 }
 
 static void on_connect(evutil_socket_t fd, short what, void *arg)

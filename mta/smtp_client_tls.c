@@ -129,12 +129,7 @@ static int conn_level(struct smtpc_conn *c)
 static int give_up(struct smtpc_conn *c, int status, const char *dsn,
 		   bool quit, const char *text)
 {
-	smtpc_site_fail(c->d, status, dsn, "%s", text);
-	if (quit)
-		smtpc_end(c, status == 4 ? SMTPC_END_SITE_SOFT : SMTPC_END_FINAL,
-			  false);
-	else
-		smtpc_drop(c, status == 4 ? SMTPC_END_SITE_SOFT : SMTPC_END_FINAL);
+	smtpc_fail_site(c, status, dsn, text, quit);
 	return SMTPC_TLS_GONE;
 }
 

@@ -33,6 +33,7 @@
 #include "config.h"
 #include "filter_chain.h"
 #include "log.h"
+#include "mymalloc.h"
 #include "milter.h"
 #include "plugins/sluice_plugin.h"
 #include "qmgr_trigger.h"
@@ -46,15 +47,6 @@
 #define MAX_ESMTP_PARAMS 10
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s ? s : "");
-
-	if (p == NULL)
-		msg_fatal("out of memory");
-	return p;
-}
 
 bool smtp_verdict_reply(struct smtp_session *s, int verdict, int *code,
 			const char **dsn, const char **text,
@@ -136,7 +128,7 @@ void smtp_keep_session_decisions(struct smtp_session *s)
 		s->discard_all = true;
 	if (s->txn.hold && !s->hold_all) {
 		s->hold_all = true;
-		s->hold_all_reason = s->txn.hold_reason ? xstrdup(s->txn.hold_reason)
+		s->hold_all_reason = s->txn.hold_reason ? mystrdup(s->txn.hold_reason)
 			: NULL;
 	}
 }
@@ -147,7 +139,7 @@ static void apply_session_decisions(struct smtp_session *s)
 	s->txn.discard |= s->discard_all;
 	if (s->hold_all && !s->txn.hold) {
 		s->txn.hold = true;
-		s->txn.hold_reason = s->hold_all_reason ? xstrdup(s->hold_all_reason)
+		s->txn.hold_reason = s->hold_all_reason ? mystrdup(s->hold_all_reason)
 			: NULL;
 	}
 }
@@ -268,7 +260,7 @@ static void cmd_helo_ehlo(struct smtp_session *s, char *arg, bool esmtp)
 	}
 	smtp_txn_reset(s, true);
 	free(s->helo_name);
-	s->helo_name = xstrdup(arg);
+	s->helo_name = mystrdup(arg);
 	s->esmtp = esmtp;
 	s->pipelining_offered = false;
 	filter_clear_reply(s);
@@ -329,7 +321,7 @@ static const char *mail_param(struct smtp_session *s, struct esmtp_param *p,
 	} else if (strcasecmp(p->name, "ENVID") == 0) {
 		if (env->envid || !smtp_xtext_valid(v) || strlen(v) > 100)
 			return "501 5.5.4 Bad ENVID parameter syntax";
-		env->envid = xstrdup(v);
+		env->envid = mystrdup(v);
 	} else if (strcasecmp(p->name, "AUTH") == 0) {
 		/* RFC 4954: ignored unless the session is authenticated. */
 		if (!smtp_xtext_valid(v))
@@ -405,7 +397,7 @@ static const char *mail_checks(struct smtp_session *s, char *arg,
 	if (!queue_space_ok(smtp_queue_dir(s),
 			    s->txn.declared_size, cfg_size(s->cfg, "queue_minfree")))
 		return "452 4.3.1 Insufficient system storage";
-	s->txn.env.sender = xstrdup(addr);
+	s->txn.env.sender = mystrdup(addr);
 	milter_note_params(s, false, params, n);    /* SMFIC_MAIL's, as sent */
 	return NULL;
 }
@@ -495,8 +487,8 @@ static void add_recipient(struct smtp_session *s, const char *addr,
 			msg_fatal("out of memory");
 	}
 	r = &t->env.rcpt[t->env.nrcpt++];
-	r->addr = xstrdup(addr);
-	r->orcpt = orcpt ? xstrdup(orcpt) : NULL;
+	r->addr = mystrdup(addr);
+	r->orcpt = orcpt ? mystrdup(orcpt) : NULL;
 	r->notify = notify;
 	r->status = 'P';
 }
@@ -629,7 +621,7 @@ static const char *rcpt_params(struct esmtp_param *params, int n,
 		} else if (strcasecmp(params[i].name, "ORCPT") == 0) {
 			if (pr->orcpt || !orcpt_valid(params[i].value))
 				return "501 5.5.4 Error: Bad ORCPT parameter syntax";
-			pr->orcpt = xstrdup(params[i].value);
+			pr->orcpt = mystrdup(params[i].value);
 		} else {
 			return unsupported_option(&params[i], buf, blen);
 		}
@@ -686,8 +678,8 @@ static void cmd_rcpt(struct smtp_session *s, char *arg)
 	}
 	if ((pr = calloc(1, sizeof *pr)) == NULL)
 		msg_fatal("out of memory");
-	pr->addr = xstrdup(addr);
-	pr->name = xstrdup(addr);
+	pr->addr = mystrdup(addr);
+	pr->name = mystrdup(addr);
 	if (!smtp_address_internal(addr, pr->name, strlen(addr) + 1))
 		strcpy(pr->name, addr);
 	if ((err = rcpt_params(params, n, pr, buf, sizeof buf)) != NULL) {

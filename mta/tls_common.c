@@ -700,26 +700,29 @@ static char *hex_colons(const unsigned char *md, unsigned int len)
 	return s;
 }
 
-char *tls_cert_fprint(X509 *cert, const char *digest)
+/* The digest (X509_digest or X509_pubkey_digest) of cert, in hex with
+ * colons; sha256 unless digest names another. */
+static char *fprint(X509 *cert, const char *digest,
+		    int (*digest_fn)(const X509 *, const EVP_MD *,
+				     unsigned char *, unsigned int *))
 {
 	const EVP_MD *md = EVP_get_digestbyname(digest ? digest : "sha256");
 	unsigned char buf[EVP_MAX_MD_SIZE];
 	unsigned int n;
 
-	if (md == NULL || cert == NULL || !X509_digest(cert, md, buf, &n))
+	if (md == NULL || cert == NULL || !digest_fn(cert, md, buf, &n))
 		return NULL;
 	return hex_colons(buf, n);
 }
 
+char *tls_cert_fprint(X509 *cert, const char *digest)
+{
+	return fprint(cert, digest, X509_digest);
+}
+
 char *tls_pkey_fprint(X509 *cert, const char *digest)
 {
-	const EVP_MD *md = EVP_get_digestbyname(digest ? digest : "sha256");
-	unsigned char buf[EVP_MAX_MD_SIZE];
-	unsigned int n;
-
-	if (md == NULL || cert == NULL || !X509_pubkey_digest(cert, md, buf, &n))
-		return NULL;
-	return hex_colons(buf, n);
+	return fprint(cert, digest, X509_pubkey_digest);
 }
 
 /* ---- handshake results ---------------------------------------------------------- */

@@ -29,6 +29,18 @@ struct sluice_config *tool_load_config(const char *config_dir,
 	return sc;
 }
 
+struct sluice_config *tool_load_config_strict(const char *config_dir)
+{
+	struct sluice_config *sc;
+	struct diag d;
+
+	diag_init(&d);
+	sc = config_load(config_dir, &d);
+	diag_print(&d, stderr);
+	diag_free(&d);
+	return sc;
+}
+
 /* Can this user append to the file (without creating it)? */
 static int appendable(const char *path)
 {

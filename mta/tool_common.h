@@ -1,6 +1,7 @@
 /*
  * tool_common.h - what the command-line tools share: `sluice queue`,
- * `sendmail` (and mailq, newaliases).
+ * `sendmail` (and mailq, newaliases); `sluice explain` and `sluice
+ * reload` load the configuration strictly, as the master does.
  *
  * They read the configuration leniently (a main.cf that `sluice run`
  * would refuse still lets an administrator look at the queue or submit
@@ -17,6 +18,9 @@ struct sluice_config;
  * with `prog` ("sluice: queue", "sendmail"), and return NULL. */
 struct sluice_config *tool_load_config(const char *config_dir,
 				       const char *prog);
+/* Load config_dir strictly, as the master does, printing every problem
+ * and warning to stderr: the configuration, or NULL on an error. */
+struct sluice_config *tool_load_config_strict(const char *config_dir);
 /* Log as sluice/SERVICE (the program name is syslog_name) to the mail
  * log, never to stderr. */
 void tool_open_log(const struct sluice_config *sc, const char *service);

@@ -99,18 +99,9 @@ static void libevent_log(int severity, const char *text)
 	}
 }
 
-/* c-ares wants "ip:port,ip:port"; dns_servers is a list. */
 static void start_resolver(struct event_base *base, const struct config *c)
 {
-	char **servers = cfg_list(c, "dns_servers");
-	char csv[1024] = "";
-	size_t n = 0;
-
-	for (int i = 0; servers && servers[i] && n < sizeof csv; i++)
-		n += snprintf(csv + n, sizeof csv - n, "%s%s", i ? "," : "",
-			      servers[i]);
-	cfg_list_free(servers);
-	if (dns_start(base, csv) < 0)
+	if (dns_start_config(base, c) < 0)
 		msg_fatal("cannot start the DNS resolver");
 }
 

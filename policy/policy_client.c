@@ -37,6 +37,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "mymalloc.h"
 #include "policy_int.h"
 #include "restriction.h"
 #include "restriction_int.h"
@@ -45,27 +46,6 @@
 #define ORIGIN_MAX 600
 
 /* ---- the argument ------------------------------------------------------ */
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s ? s : "");
-
-	if (p == NULL)
-		msg_fatal("policy: out of memory");
-	return p;
-}
-
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
-}
 
 /* The next item of a braces list: separated by commas and whitespace, a
  * "{ ... }" item (nested braces allowed) with its braces removed.  NULL
@@ -89,7 +69,7 @@ static char *next_item(char **cp, bool *bad)
 		}
 		p[-1] = 0;
 		*cp = p;
-		return trim(start);
+		return config_trim(start);
 	}
 	start = p;
 	while (*p && *p != ',' && !isspace((unsigned char)*p))
@@ -126,8 +106,8 @@ static bool set_option(struct policy_service *ps, char *item, char *err,
 		return false;
 	}
 	*eq = 0;
-	name = trim(item);
-	value = trim(eq + 1);
+	name = config_trim(item);
+	value = config_trim(eq + 1);
 	if (strcmp(name, "timeout") == 0)
 		ok = set_time(value, &ps->timeout);
 	else if (strcmp(name, "max_idle") == 0)
@@ -142,11 +122,11 @@ static bool set_option(struct policy_service *ps, char *item, char *err,
 		ok = set_int(value, &ps->request_limit);
 	else if (strcmp(name, "default_action") == 0) {
 		free(ps->default_action);
-		ps->default_action = xstrdup(value);
+		ps->default_action = mystrdup(value);
 		ok = *value != 0;
 	} else if (strcmp(name, "policy_context") == 0) {
 		free(ps->policy_context);
-		ps->policy_context = xstrdup(value);
+		ps->policy_context = mystrdup(value);
 		ok = true;
 	} else {
 		snprintf(err, errlen, "unknown attribute name: \"%s\"", name);
@@ -164,11 +144,11 @@ static bool set_endpoint(struct policy_service *ps, const char *ep, char *err,
 {
 	const char *colon;
 
-	ps->endpoint = xstrdup(ep);
+	ps->endpoint = mystrdup(ep);
 	if (strncmp(ep, "unix:", 5) == 0 && ep[5]) {
 		ps->is_unix = true;
-		ps->path = xstrdup(ep + 5);
-		ps->name = xstrdup(ep + 5);
+		ps->path = mystrdup(ep + 5);
+		ps->name = mystrdup(ep + 5);
 		return true;
 	}
 	if (strncmp(ep, "inet:", 5) == 0 && (colon = strrchr(ep + 5, ':'))
@@ -179,8 +159,8 @@ static bool set_endpoint(struct policy_service *ps, const char *ep, char *err,
 		if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
 			h++, hl -= 2;
 		ps->host = strndup(h, hl);
-		ps->port = xstrdup(colon + 1);
-		ps->name = xstrdup(ep + 5);
+		ps->port = mystrdup(colon + 1);
+		ps->name = mystrdup(ep + 5);
 		return ps->host != NULL;
 	}
 	snprintf(err, errlen, "need inet:host:port or unix:pathname, not \"%s\"",
@@ -202,10 +182,10 @@ static void defaults(struct policy_service *ps, const struct config *cfg)
 	NUM("smtpd_policy_service_request_limit", request_limit, 0);
 #undef NUM
 	v = cfg_lookup(cfg, "smtpd_policy_service_default_action");
-	ps->default_action = xstrdup(v && *v ? v
+	ps->default_action = mystrdup(v && *v ? v
 				     : "451 4.3.5 Server configuration problem");
 	v = cfg_lookup(cfg, "smtpd_policy_service_policy_context");
-	ps->policy_context = xstrdup(v);
+	ps->policy_context = mystrdup(v);
 }
 
 static void make_key(struct policy_service *ps)
@@ -216,13 +196,13 @@ static void make_key(struct policy_service *ps)
 		 ps->endpoint, ps->timeout, ps->max_idle, ps->max_ttl,
 		 ps->try_limit, ps->retry_delay, ps->request_limit,
 		 ps->default_action, ps->policy_context);
-	ps->key = xstrdup(key);
+	ps->key = mystrdup(key);
 }
 
 int policy_service_parse(const char *spec, const struct config *cfg,
 			 struct policy_service *ps, char *err, size_t errlen)
 {
-	char *copy = xstrdup(spec), *cp = trim(copy), *item;
+	char *copy = mystrdup(spec), *cp = config_trim(copy), *item;
 	size_t n = strlen(cp);
 	bool bad = false, ok = true;
 
@@ -332,7 +312,7 @@ static int eval_policy(struct rcheck *c, const char *arg, void *data)
 	if ((w = calloc(1, sizeof *w)) == NULL)
 		msg_fatal("policy: out of memory");
 	w->c = c;
-	w->default_action = xstrdup(ps.default_action);
+	w->default_action = mystrdup(ps.default_action);
 	snprintf(w->origin, sizeof w->origin, "check_policy_service %s",
 		 ps.endpoint);
 	req = policy_request_build(c, ps.policy_context, &len);

@@ -53,6 +53,7 @@
 
 #include "dns.h"
 #include "log.h"
+#include "mymalloc.h"
 #include "policy_int.h"
 
 #define REPLY_LINES_MAX 4       /* a reply: this many line_length_limit */
@@ -102,15 +103,6 @@ static void attempt(struct policy_query *q);
 static void failed(struct policy_query *q, const char *why, bool stale);
 static bool conn_try_next(struct pconn *k);
 
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s ? s : "");
-
-	if (p == NULL)
-		msg_fatal("policy: out of memory");
-	return p;
-}
-
 /* ---- services ---------------------------------------------------------- */
 
 static struct pool_svc *svc_get(struct event_base *base,
@@ -125,14 +117,14 @@ static struct pool_svc *svc_get(struct event_base *base,
 		msg_fatal("policy: out of memory");
 	v->base = base;
 	v->ps = *ps;
-	v->ps.endpoint = xstrdup(ps->endpoint);
-	v->ps.name = xstrdup(ps->name);
-	v->ps.host = ps->host ? xstrdup(ps->host) : NULL;
-	v->ps.port = ps->port ? xstrdup(ps->port) : NULL;
-	v->ps.path = ps->path ? xstrdup(ps->path) : NULL;
-	v->ps.default_action = xstrdup(ps->default_action);
-	v->ps.policy_context = xstrdup(ps->policy_context);
-	v->ps.key = xstrdup(ps->key);
+	v->ps.endpoint = mystrdup(ps->endpoint);
+	v->ps.name = mystrdup(ps->name);
+	v->ps.host = ps->host ? mystrdup(ps->host) : NULL;
+	v->ps.port = ps->port ? mystrdup(ps->port) : NULL;
+	v->ps.path = ps->path ? mystrdup(ps->path) : NULL;
+	v->ps.default_action = mystrdup(ps->default_action);
+	v->ps.policy_context = mystrdup(ps->policy_context);
+	v->ps.key = mystrdup(ps->key);
 	v->next = pool;
 	pool = v;
 	return v;
@@ -252,7 +244,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		}
 		*eq = 0;
 		if (strcmp(line, "action") == 0 && q->action == NULL)
-			q->action = xstrdup(eq + 1);
+			q->action = mystrdup(eq + 1);
 		free(line);
 	}
 	if ((long long)evbuffer_get_length(in) > q->line_limit) {
@@ -395,7 +387,7 @@ static void conn_resolved(void *arg, enum dns_status st, char **addrs, int n)
 	if ((k->addrs = calloc((size_t)n, sizeof *k->addrs)) == NULL)
 		msg_fatal("policy: out of memory");
 	for (k->naddrs = 0; k->naddrs < n; k->naddrs++)
-		k->addrs[k->naddrs] = xstrdup(addrs[k->naddrs]);
+		k->addrs[k->naddrs] = mystrdup(addrs[k->naddrs]);
 	k->iaddr = 0;
 	if (!conn_connect(k, k->addrs[0], why, sizeof why) && !conn_try_next(k))
 		conn_start_failed(k, why);
@@ -443,7 +435,7 @@ static void finish(struct policy_query *q, const char *action)
 {
 	policy_reply_fn fn = q->fn;
 	void *arg = q->arg;
-	char *copy = action ? xstrdup(action) : NULL;
+	char *copy = action ? mystrdup(action) : NULL;
 
 	query_free(q);
 	fn(arg, copy);

@@ -21,24 +21,11 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use IO::Socket::INET;
 use SluiceTest qw(wait_until);
+use DnsTest qw(start_dnsmasq wire_name);
 
 # ---- a DNS server ------------------------------------------------------------
 
-# A domain name in DNS wire format, as hex (for dnsmasq --dns-rr).
-sub wire_name {
-	my ($name) = @_;
-	return join('', map { sprintf('%02x', length $_) . unpack('H*', $_) }
-		    split /\./, $name) . '00';
-}
-
-my $dns_port = SluiceTest::free_port();
-my $dns = fork // die "fork: $!";
-if ($dns == 0) {
-	open STDOUT, '>', '/dev/null';
-	open STDERR, '>', '/dev/null';
-	exec '/usr/sbin/dnsmasq', '--keep-in-foreground', '--no-resolv',
-	     '--no-hosts', '--bind-interfaces', '--listen-address=127.0.0.1',
-	     "--port=$dns_port", '--user=root', '--pid-file',
+my $dns_port = start_dnsmasq(
 	     '--local=/test/',
 	     '--server=/broken.test/#',      # no server for it: REFUSED
 	     '--mx-host=mxdom.test,mx1.mxdom.test,10',
@@ -51,14 +38,8 @@ if ($dns == 0) {
 	     '--host-record=mx.okdom.test,127.0.0.14',
 	     '--dns-rr=nsdom.test,2,' . wire_name('ns.nsdom.test'),
 	     '--host-record=ns.nsdom.test,127.0.0.15',
-	     '--host-record=ahost.test,127.0.0.13';
-	die "exec dnsmasq: $!";
-}
-END { if ($dns) { kill 'TERM', $dns; waitpid $dns, 0 } }
-
-ok(wait_until(sub { !IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-					   LocalPort => $dns_port, Proto => 'udp') }, 10),
-   'dnsmasq listens');
+	     '--host-record=ahost.test,127.0.0.13');
+ok($dns_port, 'dnsmasq listens');
 
 # A client connected from a chosen loopback address.
 sub client_from {

@@ -256,26 +256,13 @@ EOT
 # ---- DNS: the replay waits for the answers (dnsmasq on a loopback port) ----------
 SKIP: {
 	skip 'dnsmasq is not installed', 4 unless -x '/usr/sbin/dnsmasq';
-	require IO::Socket::INET;
-	require SluiceTest;
+	require DnsTest;
 	# a bound UDP socket nobody reads: queries forwarded there time out
-	my $silent = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'udp')
-		or die "silent socket: $!";
-	my $silent_port = $silent->sockport;
-	my $port = SluiceTest::free_port();
-	my $dns = fork // die "fork: $!";
-	if ($dns == 0) {
-		open STDOUT, '>', '/dev/null';
-		open STDERR, '>', '/dev/null';
-		exec '/usr/sbin/dnsmasq', '--keep-in-foreground', '--no-resolv',
-		     '--no-hosts', '--bind-interfaces', '--listen-address=127.0.0.1',
-		     "--port=$port", '--user=root', '--pid-file', '--local=/test/',
-		     "--server=/timeout.test/127.0.0.1#$silent_port",
-		     '--mx-host=mail.example.test,mx.mail.example.test,10';
-		exit 127;
-	}
-	ok(SluiceTest::wait_until(sub { !IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-			LocalPort => $port, Proto => 'udp') }, 10), 'dnsmasq listens');
+	my $silent_port = DnsTest::silent_udp_port();
+	my $port = DnsTest::start_dnsmasq('--local=/test/',
+		"--server=/timeout.test/127.0.0.1#$silent_port",
+		'--mx-host=mail.example.test,mx.mail.example.test,10');
+	ok($port, 'dnsmasq listens');
 	my $top = setup(main => "dns_servers = 127.0.0.1:$port\nsluice_smtpd_dns_timeout = 2s\n"
 			      . "smtpd_sender_restrictions = reject_unknown_sender_domain\n");
 	my ($rc, $out) = replay($top, '--client', '192.0.2.7', '--sender', 'a@mail.example.test',
@@ -290,8 +277,6 @@ SKIP: {
 		'--recipient', 'b@example.com');
 	like($out, qr{^RCPT: 450 4\.1\.8 <a\@x\.timeout\.test>: Sender address rejected: Domain not found$}m,
 	     'a DNS timeout: a temporary reply once sluice_smtpd_dns_timeout passes');
-	kill 'TERM', $dns;
-	waitpid $dns, 0;
 }
 
 done_testing();

@@ -15,12 +15,8 @@ use Test::More;
 use SluiceTest;
 use MilterTest;
 
-sub setup {
-	my ($script, %main) = @_;
-	my $m = MilterTest->start($script);
-	my $t = SluiceTest->new(main => { smtpd_milters => $m->spec, %main });
-	return ($t, $m);
-}
+# A server with one milter answering per `script`.
+sub setup { MilterTest->with_sluice(@_) }
 
 sub ehlo_client {
 	my ($t) = @_;

@@ -56,13 +56,7 @@ sub message {
 sub send_on {
 	my ($listener, $text) = @_;
 	my $c = $t->smtp($listener) or return (undef, "connect: $!");
-	my ($code, $reply) = $c->hello('client.example');
-	return ($code, $reply) unless defined $code && $code eq '250';
-	($code, $reply) = $c->transaction(from => 'alice@example.org', to => ['bob@example.net'],
-					  body => $text);
-	$c->cmd('QUIT');
-	my ($id) = ($reply // '') =~ /queued as (\S+)/;
-	return ($code, $reply // '', $id);
+	return $c->send_message($text);
 }
 
 # The delivered message whose Subject is `subject`, as the sink dumped it

@@ -14,12 +14,7 @@ use SluiceTest;
 use MilterTest;
 
 # A server with one milter answering per `script`.
-sub setup {
-	my ($script, %main) = @_;
-	my $m = MilterTest->start($script);
-	my $t = SluiceTest->new(main => { smtpd_milters => $m->spec, %main });
-	return ($t, $m);
-}
+sub setup { MilterTest->with_sluice(@_) }
 
 sub ehlo_client {
 	my ($t) = @_;

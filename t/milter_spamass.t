@@ -53,13 +53,7 @@ sub sluice_with {
 sub send_msg {
 	my ($port, $text) = @_;
 	my $c = SluiceTest::Client->new(port => $port) or return (undef, "connect: $!");
-	my ($code, $reply) = $c->hello('client.example');
-	return ($code, $reply) unless defined $code && $code eq '250';
-	($code, $reply) = $c->transaction(from => 'alice@example.org', to => ['bob@example.net'],
-					  body => $text);
-	$c->cmd('QUIT');
-	my ($id) = ($reply // '') =~ /queued as (\S+)/;
-	return ($code, $reply // '', $id);
+	return $c->send_message($text);
 }
 
 sub header_block { ($_[0] =~ /\A(.*?)\n\n/s)[0] // '' }

@@ -14,6 +14,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use IO::Socket::INET;
 use SluiceTest qw(wait_until free_port);
+use DnsTest qw(start_dnsmasq silent_udp_port);
 
 plan skip_all => 'dnsmasq is not installed' unless -x '/usr/sbin/dnsmasq';
 
@@ -21,25 +22,11 @@ plan skip_all => 'dnsmasq is not installed' unless -x '/usr/sbin/dnsmasq';
 # listens there) and 127.0.0.1, in an order dnsmasq rotates; slow.test is
 # forwarded to a "server" that never answers (a UDP socket of this
 # test) ----
-my $silent = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'udp')
-    or die "udp: $!";
-my $dns_port = free_port();
-my $dns = fork // die "fork: $!";
-if ($dns == 0) {
-	open STDOUT, '>', '/dev/null';
-	open STDERR, '>', '/dev/null';
-	exec '/usr/sbin/dnsmasq', '--keep-in-foreground', '--no-resolv',
-	     '--no-hosts', '--bind-interfaces', '--listen-address=127.0.0.1',
-	     "--port=$dns_port", '--user=root', '--pid-file',
-	     '--local=/test/', '--server=/slow.test/127.0.0.1#' . $silent->sockport,
+my $dns_port = start_dnsmasq(
+	     '--local=/test/', '--server=/slow.test/127.0.0.1#' . silent_udp_port(),
 	     '--host-record=policy.test,127.0.0.1',
-	     '--host-record=two.test,127.0.0.2', '--host-record=two.test,127.0.0.1';
-	die "exec dnsmasq: $!";
-}
-END { if ($dns) { kill 'TERM', $dns; waitpid $dns, 0 } }
-ok(wait_until(sub { !IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-					   LocalPort => $dns_port, Proto => 'udp') }, 10),
-   'dnsmasq listens');
+	     '--host-record=two.test,127.0.0.2', '--host-record=two.test,127.0.0.1');
+ok($dns_port, 'dnsmasq listens');
 
 # ---- a policy server answering REJECT with a marker ----
 my $pport = free_port();

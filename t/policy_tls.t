@@ -25,17 +25,7 @@ my $t = SluiceTest->new(start => 0, main => {
 	smtpd_recipient_restrictions => "check_policy_service inet:127.0.0.1:$pport, permit_mynetworks, reject",
 });
 my $dir = $t->dir;
-sub ossl { system("openssl @_ >>$dir/openssl.log 2>&1") == 0 or die "openssl @_ failed" }
-ossl("req -x509 -newkey rsa:2048 -nodes -keyout $dir/ca.key -out $dir/ca.pem -days 30 -subj /CN=Test\\ CA");
-ossl("req -x509 -newkey rsa:2048 -nodes -keyout $dir/server.key -out $dir/server.crt -days 30 "
-     . "-subj /CN=mx.example.test -addext subjectAltName=DNS:mx.example.test");
-ossl("req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $dir/client.key "
-     . "-out $dir/client.csr -subj /CN=client.example");
-ossl("x509 -req -in $dir/client.csr -CA $dir/ca.pem -CAkey $dir/ca.key -CAcreateserial "
-     . "-out $dir/client.pem -days 30");
-system("cat $dir/server.key $dir/server.crt > $dir/server.pem") == 0 or die;
-chmod 0600, "$dir/server.pem", "$dir/client.key";
-my ($fp) = `openssl x509 -in $dir/client.pem -noout -fingerprint -sha256` =~ /=(\S+)/;
+my $fp = $t->make_certs;
 
 # The policy server: records each request, answers DUNNO.
 my $reqfile = "$dir/requests";

@@ -30,16 +30,23 @@ if ($src == 0) {
 
 # Reload while the load runs: each reload waits for the master's
 # "reload --" line, so reloads happen while smtp-source is mid-stream.
+# smtp-source's exit status, whichever waitpid() reaps it.
+my ($status, $reaped);
+sub source_done {
+	return 1 if $reaped;
+	return 0 if waitpid($src, 1) != $src;   # WNOHANG
+	($status, $reaped) = ($?, 1);
+	return 1;
+}
 my $reloaded = 0;
 for my $i (1 .. $RELOADS) {
-	last if waitpid($src, 1) == $src;   # WNOHANG
+	last if source_done();
 	$t->set_main(smtpd_banner => "\$myhostname ESMTP gen$i");
 	$reloaded++ if $t->reload;
 }
 ok($reloaded >= 1, "reloaded $reloaded times during the traffic");
 
-my $status;
-wait_until(sub { my $r = waitpid($src, 1); $status = $? if $r == $src; $r == $src }, 120)
+wait_until(\&source_done, 120)
 	or do { kill 'KILL', $src; waitpid $src, 0; };
 is($status, 0, 'smtp-source finished without an error')
 	or diag(do { local (@ARGV, $/) = ($t->dir . '/smtp-source.out'); <> });

@@ -19,6 +19,7 @@ use Test::More;
 use IO::Socket::INET;
 use Time::HiRes qw(time);
 use SluiceTest qw(wait_until);
+use DnsTest qw(start_dnsmasq silent_udp_port);
 
 # ---- the DNS side ----------------------------------------------------------
 
@@ -44,17 +45,9 @@ if ($stub_pid == 0) {
 }
 close $stub;
 # A bound UDP socket nobody reads: queries forwarded there never get an answer.
-my $silent = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'udp')
-	or die "silent socket: $!";
-my $silent_port = $silent->sockport;
+my $silent_port = silent_udp_port();
 
-my $dns_port = SluiceTest::free_port();
-my $dns = fork // die "fork: $!";
-if ($dns == 0) {
-	open STDOUT, '>', '/dev/null';
-	exec '/usr/sbin/dnsmasq', '--keep-in-foreground', '--no-resolv',
-	     '--no-hosts', '--bind-interfaces', '--listen-address=127.0.0.1',
-	     "--port=$dns_port", '--user=root', '--pid-file',
+my $dns_port = start_dnsmasq(
 	     '--local=/test/', '--local=/0.0.127.in-addr.arpa/',
 	     "--server=/servfail.test/127.0.0.1#$stub_port",
 	     "--server=/timeout.test/127.0.0.1#$silent_port",
@@ -69,19 +62,13 @@ if ($dns == 0) {
 	     '--host-record=good.example.test,127.0.0.3',
 	     '--ptr-record=2.0.0.127.in-addr.arpa,liar.example.test',
 	     '--ptr-record=9.0.0.127.in-addr.arpa,host.servfail.test',
-	     '--host-record=liar.example.test,192.0.2.99';
-	die "exec dnsmasq: $!";
-}
+	     '--host-record=liar.example.test,192.0.2.99');
 END {
 	local $?;       # keep the test's exit status
-	kill 'TERM', $dns if $dns;
 	kill 'TERM', $stub_pid if $stub_pid;
-	waitpid $dns, 0 if $dns;
 	waitpid $stub_pid, 0 if $stub_pid;
 }
-ok(wait_until(sub { !IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $dns_port,
-					   Proto => 'udp') }, 10),
-   'dnsmasq listens');
+ok($dns_port, 'dnsmasq listens');
 
 # ---- sluice -------------------------------------------------------------------
 

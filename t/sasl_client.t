@@ -56,16 +56,19 @@ chmod 0600, "$rdir/server.pem";
 $relay->start;
 my $rport = $relay->port;
 
-# A sender whose relayhost is $relay, with these client settings.
+# A sender whose relayhost is $relay, with these client settings (and
+# passwd: the text of smtp_sasl_password_maps, else alice's password for
+# the relayhost).
 sub sender {
 	my (%main) = @_;
+	my $passwd = delete $main{passwd}
+	    // "[127.0.0.1]:$rport alice:wonderland\n[127.0.0.9]:25 nobody:x\n";
 	return qmgr_sluice(main => {
 		relayhost => "[127.0.0.1]:$rport",
 		smtp_sasl_auth_enable => 'yes',
 		smtp_sasl_password_maps => 'texthash:%DIR%/passwd',
 		%main,
-	}, files => { passwd => "[127.0.0.1]:$rport alice:wonderland\n"
-			       . "[127.0.0.9]:25 nobody:x\n" });
+	}, files => { passwd => $passwd });
 }
 
 sub delivery_line {
@@ -123,12 +126,8 @@ sub delivery_line {
 
 # ---- the password found by the server's name ---------------------------------------------
 {
-	my $s = qmgr_sluice(main => {
-		relayhost => "[127.0.0.1]:$rport",
-		smtp_sasl_auth_enable => 'yes',
-		smtp_sasl_password_maps => 'texthash:%DIR%/passwd',
-		smtp_sasl_security_options => 'noanonymous',
-	}, files => { passwd => "127.0.0.1 alice:wonderland\n" });
+	my $s = sender(smtp_sasl_security_options => 'noanonymous',
+		       passwd => "127.0.0.1 alice:wonderland\n");
 	my $mark = $relay->log_mark;
 	my $id = send_mail($s, from => 'alice@example.org', to => ['far@remote.example']);
 	like(delivery_line($s, $id) // '', qr/status=sent/,
@@ -139,12 +138,8 @@ sub delivery_line {
 
 # ---- a wrong password ----------------------------------------------------------------
 {
-	my $s = qmgr_sluice(main => {
-		relayhost => "[127.0.0.1]:$rport",
-		smtp_sasl_auth_enable => 'yes',
-		smtp_sasl_password_maps => 'texthash:%DIR%/passwd',
-		smtp_sasl_security_options => 'noanonymous',
-	}, files => { passwd => "[127.0.0.1]:$rport alice:wrong\n" });
+	my $s = sender(smtp_sasl_security_options => 'noanonymous',
+		       passwd => "[127.0.0.1]:$rport alice:wrong\n");
 	my $id = send_mail($s, from => 'alice@example.org', to => ['far@remote.example']);
 	like(delivery_line($s, $id) // '', qr/status=deferred \(SASL authentication failed; server 127\.0\.0\.1\[127\.0\.0\.1\] said: 535 5\.7\.8 Error: authentication failed: /,
 	     'wrong password: deferred with the relayhost\'s 535');
@@ -153,12 +148,8 @@ sub delivery_line {
 
 # ---- no password for this next hop ---------------------------------------------------
 {
-	my $s = qmgr_sluice(main => {
-		relayhost => "[127.0.0.1]:$rport",
-		smtp_sasl_auth_enable => 'yes',
-		smtp_sasl_password_maps => 'texthash:%DIR%/passwd',
-		smtp_sasl_security_options => 'noanonymous',
-	}, files => { passwd => "[other.example]:25 alice:wonderland\n" });
+	my $s = sender(smtp_sasl_security_options => 'noanonymous',
+		       passwd => "[other.example]:25 alice:wonderland\n");
 	my $id = send_mail($s, from => 'alice@example.org', to => ['far@remote.example']);
 	like(delivery_line($s, $id) // '', qr/status=bounced \(host 127\.0\.0\.1\[127\.0\.0\.1\] said: 554 5\.7\.1 <far\@remote\.example>: Relay access denied/,
 	     'no credentials: no AUTH, and the relayhost refuses to relay');

@@ -20,7 +20,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use File::Temp ();
 use MIME::Base64 qw(encode_base64);
-use SluiceTest;
+use SluiceTest qw(reply_like);
 
 my $sasl = File::Temp::tempdir('sasl-cyrus-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 chmod 0755, $sasl;
@@ -61,15 +61,6 @@ my $t = SluiceTest->new(main => {
 	    . "-o smtpd_sender_login_maps=texthash:$sasl/logins",
 });
 
-# Send `line`; its reply must have `code` and match `re`.
-sub answer {
-	my ($c, $line, $code, $re, $name) = @_;
-	my ($got, $text) = $c->cmd($line);
-	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	return ok(defined $got && $got == $code && $text =~ $re, $name)
-	    || diag("$line -> " . ($text // 'no reply'));
-}
-
 sub b64 { encode_base64($_[0], '') }
 my $plain_alice = b64("\0alice\0wonderland");
 
@@ -89,7 +80,7 @@ my $plain_alice = b64("\0alice\0wonderland");
 	$c = $t->smtp('off');
 	($code, $text) = $c->hello;
 	unlike($text, qr/AUTH/, 'smtpd_sasl_auth_enable = no: not offered');
-	answer($c, "AUTH PLAIN $plain_alice", 503, qr/5\.5\.1 Error: authentication not enabled/,
+	reply_like($c, "AUTH PLAIN $plain_alice", 503, qr/5\.5\.1 Error: authentication not enabled/,
 		 'AUTH while disabled: 503');
 }
 
@@ -113,28 +104,28 @@ for my $mech (qw(PLAIN LOGIN CRAM-MD5)) {
 	my $c = $t->smtp('smtp');
 	$c->hello;
 	my $mark = $t->log_mark;
-	answer($c, 'AUTH PLAIN ' . b64("\0alice\0nope"), 535,
+	reply_like($c, 'AUTH PLAIN ' . b64("\0alice\0nope"), 535,
 		 qr/^535 5\.7\.8 Error: authentication failed: \S/, 'bad password: 535 5.7.8 with a reason');
 	ok($t->wait_log(qr/warning: unknown\[127\.0\.0\.1\]: SASL PLAIN authentication failed: .*sasl_username=alice/, 10, from => $mark),
 	   'the failure is logged as Postfix logs it');
-	answer($c, 'AUTH X-UNKNOWN', 504, qr/^504 5\.5\.4 Unrecognized authentication type/,
+	reply_like($c, 'AUTH X-UNKNOWN', 504, qr/^504 5\.5\.4 Unrecognized authentication type/,
 		 'unknown mechanism: 504 5.5.4');
-	answer($c, 'AUTH', 501, qr/^501 5\.5\.4 Syntax: AUTH mechanism/, 'AUTH without a mechanism: 501');
-	answer($c, 'AUTH PLAIN !!notbase64', 501, qr/^501 5\.5\.2 /, 'bad base64: 501 5.5.2');
-	answer($c, 'AUTH LOGIN', 334, qr/^334 VXNlcm5hbWU6$/, 'LOGIN: 334 Username:');
-	answer($c, '*', 501, qr/^501 5\.7\.0 Authentication aborted/, '"*" cancels: 501 5.7.0');
-	answer($c, 'AUTH PLAIN', 334, qr/^334 ?$/, 'PLAIN without initial response: empty 334');
-	answer($c, $plain_alice, 235, qr/^235 2\.7\.0 Authentication successful$/,
+	reply_like($c, 'AUTH', 501, qr/^501 5\.5\.4 Syntax: AUTH mechanism/, 'AUTH without a mechanism: 501');
+	reply_like($c, 'AUTH PLAIN !!notbase64', 501, qr/^501 5\.5\.2 /, 'bad base64: 501 5.5.2');
+	reply_like($c, 'AUTH LOGIN', 334, qr/^334 VXNlcm5hbWU6$/, 'LOGIN: 334 Username:');
+	reply_like($c, '*', 501, qr/^501 5\.7\.0 Authentication aborted/, '"*" cancels: 501 5.7.0');
+	reply_like($c, 'AUTH PLAIN', 334, qr/^334 ?$/, 'PLAIN without initial response: empty 334');
+	reply_like($c, $plain_alice, 235, qr/^235 2\.7\.0 Authentication successful$/,
 		 'the response after 334: 235');
-	answer($c, "AUTH PLAIN $plain_alice", 503, qr/^503 5\.5\.1 Error: already authenticated/,
+	reply_like($c, "AUTH PLAIN $plain_alice", 503, qr/^503 5\.5\.1 Error: already authenticated/,
 		 'a second AUTH: 503 5.5.1');
-	answer($c, 'MAIL FROM:<alice@example.org> AUTH=alice@example.org', 250, qr/^250/,
+	reply_like($c, 'MAIL FROM:<alice@example.org> AUTH=alice@example.org', 250, qr/^250/,
 		 'MAIL with AUTH=');
-	answer($c, 'AUTH LOGIN', 503, qr/^503 5\.5\.1 Error: (already authenticated|MAIL transaction in progress)/,
+	reply_like($c, 'AUTH LOGIN', 503, qr/^503 5\.5\.1 Error: (already authenticated|MAIL transaction in progress)/,
 		 'AUTH in a transaction: 503');
-	answer($c, 'RCPT TO:<far@remote.example>', 250, qr/^250/, 'authenticated: relaying permitted');
+	reply_like($c, 'RCPT TO:<far@remote.example>', 250, qr/^250/, 'authenticated: relaying permitted');
 	$mark = $t->log_mark;
-	answer($c, 'DATA', 354, qr/^354/, 'DATA');
+	reply_like($c, 'DATA', 354, qr/^354/, 'DATA');
 	$c->send_raw("Subject: auth\r\n\r\nhi\r\n.\r\n");
 	my ($code, $text) = $c->read_reply;
 	is($code, 250, 'message accepted');
@@ -156,7 +147,7 @@ for my $mech (qw(PLAIN LOGIN CRAM-MD5)) {
 	my $c = $t->smtp('smtp');
 	$c->hello;
 	$c->cmd('MAIL FROM:<x@example.org>');
-	answer($c, 'RCPT TO:<far@remote.example>', 554, qr/Relay access denied/,
+	reply_like($c, 'RCPT TO:<far@remote.example>', 554, qr/Relay access denied/,
 		 'not authenticated: relaying refused');
 }
 
@@ -165,7 +156,7 @@ for my $mech (qw(PLAIN LOGIN CRAM-MD5)) {
 	my $c = $t->smtp('smtp');
 	$c->hello;
 	my $mark = $t->log_mark;
-	answer($c, 'AUTH PLAIN ' . b64("\0Alice\0wonderland"), 535, qr/^535 5\.7\.8/,
+	reply_like($c, 'AUTH PLAIN ' . b64("\0Alice\0wonderland"), 535, qr/^535 5\.7\.8/,
 		 '"Alice" is not "alice": 535');
 	ok($t->wait_log(qr/SASL PLAIN authentication failed: no user "Alice", but there is a user "alice"/, 10, from => $mark),
 	   'the log says a user differing only in case exists') or diag $t->log_text;
@@ -177,9 +168,9 @@ for my $mech (qw(PLAIN LOGIN CRAM-MD5)) {
 	$c->hello;
 	my $mark = $t->log_mark;
 	for my $i (1 .. 3) {
-		answer($c, 'AUTH PLAIN ' . b64("\0alice\0bad$i"), 535, qr/^535/, "attempt $i within the limit: 535");
+		reply_like($c, 'AUTH PLAIN ' . b64("\0alice\0bad$i"), 535, qr/^535/, "attempt $i within the limit: 535");
 	}
-	answer($c, "AUTH PLAIN $plain_alice", 450,
+	reply_like($c, "AUTH PLAIN $plain_alice", 450,
 		 qr/^450 4\.7\.1 Error: too many AUTH commands from 127\.0\.0\.1$/, 'over the limit: 450 4.7.1, even with the right password');
 	ok($t->wait_log(qr/warning: AUTH command rate limit exceeded: 4 from unknown\[127\.0\.0\.1\] for service /, 10, from => $mark),
 	   'the rate warning is logged');
@@ -191,10 +182,10 @@ for my $mech (qw(PLAIN LOGIN CRAM-MD5)) {
 	my $c = $t->smtp('slow');
 	$c->hello;
 	my $t0 = time;
-	answer($c, 'AUTH PLAIN ' . b64("\0alice\0bad$_"), 535, qr/^535/, "failure $_ (within smtpd_soft_error_limit)") for 1 .. 2;
+	reply_like($c, 'AUTH PLAIN ' . b64("\0alice\0bad$_"), 535, qr/^535/, "failure $_ (within smtpd_soft_error_limit)") for 1 .. 2;
 	ok(time - $t0 < 1.5, 'the first failures are answered at once');
 	$t0 = time;
-	answer($c, 'AUTH PLAIN ' . b64("\0alice\0bad3"), 535, qr/^535/, 'a third failure');
+	reply_like($c, 'AUTH PLAIN ' . b64("\0alice\0bad3"), 535, qr/^535/, 'a third failure');
 	ok(time - $t0 >= 1.5, 'past smtpd_soft_error_limit each reply waits smtpd_error_sleep_time');
 }
 
@@ -202,18 +193,18 @@ for my $mech (qw(PLAIN LOGIN CRAM-MD5)) {
 {
 	my $c = $t->smtp('owner');
 	$c->hello;
-	answer($c, "AUTH PLAIN $plain_alice", 235, qr/^235/, 'alice logs in');
+	reply_like($c, "AUTH PLAIN $plain_alice", 235, qr/^235/, 'alice logs in');
 	$c->cmd('MAIL FROM:<alice@example.org>');
-	answer($c, 'RCPT TO:<far@remote.example>', 250, qr/^250/, 'alice sends as her own address');
+	reply_like($c, 'RCPT TO:<far@remote.example>', 250, qr/^250/, 'alice sends as her own address');
 	$c->cmd('RSET');
 	$c->cmd('MAIL FROM:<bob@example.org>');
-	answer($c, 'RCPT TO:<far@remote.example>', 553,
+	reply_like($c, 'RCPT TO:<far@remote.example>', 553,
 	       qr/^553 5\.7\.1 <bob\@example\.org>: Sender address rejected: not owned by user alice/,
 	       "alice may not send as bob's address: 553 5.7.1 not owned by user alice");
 	$c = $t->smtp('owner');
 	$c->hello;
 	$c->cmd('MAIL FROM:<alice@example.org>');
-	answer($c, 'RCPT TO:<far@remote.example>', 553,
+	reply_like($c, 'RCPT TO:<far@remote.example>', 553,
 	       qr/^553 5\.7\.1 <alice\@example\.org>: Sender address rejected: not logged in/,
 	       'an owned address without login: 553 5.7.1 not logged in');
 }

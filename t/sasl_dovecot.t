@@ -17,7 +17,7 @@ use Test::More;
 use File::Temp ();
 use MIME::Base64 qw(encode_base64);
 use POSIX qw(WNOHANG);
-use SluiceTest qw(wait_until);
+use SluiceTest qw(wait_until reply_like);
 
 my $dir = File::Temp::tempdir('sasl-dovecot-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 chmod 0755, $dir;
@@ -88,13 +88,6 @@ my $t = SluiceTest->new(main => {
 });
 
 sub b64 { encode_base64($_[0], '') }
-sub answer {
-	my ($c, $line, $code, $re, $name) = @_;
-	my ($got, $text) = $c->cmd($line);
-	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	return ok(defined $got && $got == $code && $text =~ $re, $name)
-	    || diag("$line -> " . ($text // 'no reply'));
-}
 
 {
 	my ($rc, $out) = $t->sluice('check');
@@ -107,9 +100,9 @@ sub answer {
 	$c = $t->smtp('noplain');
 	(undef, $text) = $c->hello;
 	like($text, qr/^250-AUTH CRAM-MD5$/m, 'noplaintext leaves only CRAM-MD5');
-	answer($c, 'AUTH PLAIN ' . b64("\0carol\0secret"), 538, qr/^538 5\.7\.11 Encryption required for requested authentication mechanism/,
+	reply_like($c, 'AUTH PLAIN ' . b64("\0carol\0secret"), 538, qr/^538 5\.7\.11 Encryption required for requested authentication mechanism/,
 	       'PLAIN, excluded in cleartext but allowed under TLS: 538');
-	answer($c, 'AUTH X-NONE', 504, qr/^504 5\.5\.4 Unrecognized authentication type/,
+	reply_like($c, 'AUTH X-NONE', 504, qr/^504 5\.5\.4 Unrecognized authentication type/,
 	       'a mechanism Dovecot does not have: 504');
 }
 
@@ -126,36 +119,36 @@ for my $mech (qw(PLAIN LOGIN CRAM-MD5)) {
 	my $c = $t->smtp('smtp');
 	$c->hello;
 	my $mark = $t->log_mark;
-	answer($c, 'AUTH PLAIN ' . b64("\0carol\0wrong"), 535, qr/^535 5\.7\.8 Error: authentication failed: \S/,
+	reply_like($c, 'AUTH PLAIN ' . b64("\0carol\0wrong"), 535, qr/^535 5\.7\.8 Error: authentication failed: \S/,
 	       'wrong password: 535 5.7.8');
 	ok($t->wait_log(qr/warning: unknown\[127\.0\.0\.1\]: SASL PLAIN authentication failed: .*sasl_username=carol/, 10, from => $mark),
 	   'failure logged');
-	answer($c, 'AUTH LOGIN', 334, qr/^334 VXNlcm5hbWU6$/, 'LOGIN challenge from Dovecot');
-	answer($c, b64('dave'), 334, qr/^334 UGFzc3dvcmQ6$/, 'Password: challenge');
-	answer($c, b64('hunter2'), 235, qr/^235 2\.7\.0/, 'LOGIN step by step: 235');
+	reply_like($c, 'AUTH LOGIN', 334, qr/^334 VXNlcm5hbWU6$/, 'LOGIN challenge from Dovecot');
+	reply_like($c, b64('dave'), 334, qr/^334 UGFzc3dvcmQ6$/, 'Password: challenge');
+	reply_like($c, b64('hunter2'), 235, qr/^235 2\.7\.0/, 'LOGIN step by step: 235');
 	$c->cmd('MAIL FROM:<dave@example.org>');
-	answer($c, 'RCPT TO:<x@remote.example>', 250, qr/^250/, 'authenticated through Dovecot: may relay');
+	reply_like($c, 'RCPT TO:<x@remote.example>', 250, qr/^250/, 'authenticated through Dovecot: may relay');
 	$c->cmd('QUIT');
 
 	$c = $t->smtp('smtp');
 	$c->hello;
 	$c->cmd('MAIL FROM:<dave@example.org>');
-	answer($c, 'RCPT TO:<x@remote.example>', 554, qr/Relay access denied/, 'not authenticated: may not relay');
+	reply_like($c, 'RCPT TO:<x@remote.example>', 554, qr/Relay access denied/, 'not authenticated: may not relay');
 }
 
 # Dovecot goes away: a temporary failure, and sluice check says why.
 {
 	my $c = $t->smtp('smtp');
 	$c->hello;
-	answer($c, 'AUTH LOGIN', 334, qr/^334/, 'an exchange in progress');
+	reply_like($c, 'AUTH LOGIN', 334, qr/^334/, 'an exchange in progress');
 	stop_dovecot();
 	my $mark = $t->log_mark;
-	answer($c, b64('dave'), 454, qr/^454 4\.7\.0 Temporary authentication failure: /,
+	reply_like($c, b64('dave'), 454, qr/^454 4\.7\.0 Temporary authentication failure: /,
 	       'Dovecot stopped mid-exchange: 454 4.7.0');
 	my $c2 = $t->smtp('smtp');
 	my (undef, $text) = $c2->hello;
 	unlike($text // '', qr/AUTH/, 'no Dovecot: AUTH is not offered');
-	answer($c2, 'AUTH PLAIN ' . b64("\0carol\0secret"), 454, qr/^454 4\.7\.0 Temporary authentication failure: cannot connect/,
+	reply_like($c2, 'AUTH PLAIN ' . b64("\0carol\0secret"), 454, qr/^454 4\.7\.0 Temporary authentication failure: cannot connect/,
 	       'AUTH without Dovecot: 454 4.7.0');
 	my ($rc, $out) = $t->sluice('check');
 	like($out, qr/cannot connect to Dovecot auth socket \Q$dir\E\/auth: .*; start Dovecot/,

@@ -17,7 +17,7 @@ use Test::More;
 use File::Temp ();
 use MIME::Base64 qw(encode_base64);
 use IO::Socket::SSL;
-use SluiceTest;
+use SluiceTest qw(reply_like);
 
 my $sasl = File::Temp::tempdir('sasl-tls-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 chmod 0755, $sasl;
@@ -46,20 +46,9 @@ my $t = SluiceTest->new(start => 0, main => {
 	    . '-o smtpd_sasl_tls_security_options=noanonymous',
 });
 my $dir = $t->dir;
-system("openssl req -x509 -newkey rsa:2048 -nodes -keyout $dir/server.key -out $dir/server.crt -days 30 "
-       . "-subj /CN=mx.example.test -addext subjectAltName=DNS:mx.example.test >$dir/openssl.log 2>&1") == 0
-    or die 'openssl req failed';
-system("cat $dir/server.key $dir/server.crt > $dir/server.pem") == 0 or die;
-chmod 0600, "$dir/server.pem";
+$t->make_certs;
 $t->start;
 
-sub answer {
-	my ($c, $line, $code, $re, $name) = @_;
-	my ($got, $text) = $c->cmd($line);
-	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	return ok(defined $got && $got == $code && $text =~ $re, $name)
-	    || diag("$line -> " . ($text // 'no reply'));
-}
 sub swaks {
 	my ($port, @args) = @_;
 	my $out = `swaks --server 127.0.0.1 --port $port --from alice\@example.org --to far\@remote.example @args 2>&1`;
@@ -73,7 +62,7 @@ my $plain = encode_base64("\0alice\0wonderland", '');
 	my (undef, $text) = $c->hello;
 	like($text, qr/STARTTLS/, 'STARTTLS is offered');
 	unlike($text, qr/AUTH/, 'smtpd_tls_auth_only: no AUTH before STARTTLS');
-	answer($c, "AUTH PLAIN $plain", 538,
+	reply_like($c, "AUTH PLAIN $plain", 538,
 	       qr/^538 5\.7\.11 Encryption required for requested authentication mechanism$/,
 	       'AUTH before STARTTLS: 538 5.7.11');
 	my $mark = $t->log_mark;
@@ -90,7 +79,7 @@ my $plain = encode_base64("\0alice\0wonderland", '');
 	my $c = $t->smtp('noplain');
 	my (undef, $text) = $c->hello;
 	like($text, qr/^250-AUTH CRAM-MD5$/m, 'noplaintext in cleartext: only CRAM-MD5 offered');
-	answer($c, "AUTH PLAIN $plain", 538, qr/^538 5\.7\.11 /,
+	reply_like($c, "AUTH PLAIN $plain", 538, qr/^538 5\.7\.11 /,
 	       'PLAIN in cleartext, allowed under TLS: 538 5.7.11');
 	my ($rc, $out) = swaks($t->port('noplain'), '-tls', '--auth', 'PLAIN', '--auth-user', 'alice',
 			       '--auth-password', 'wonderland');
@@ -105,18 +94,18 @@ my $plain = encode_base64("\0alice\0wonderland", '');
 {
 	my $c = $t->smtp('plain');
 	$c->hello;
-	answer($c, "AUTH PLAIN $plain", 235, qr/^235/, 'logged in before STARTTLS');
-	answer($c, 'STARTTLS', 220, qr/^220/, 'STARTTLS');
+	reply_like($c, "AUTH PLAIN $plain", 235, qr/^235/, 'logged in before STARTTLS');
+	reply_like($c, 'STARTTLS', 220, qr/^220/, 'STARTTLS');
 	IO::Socket::SSL->start_SSL($c->{sock}, SSL_verify_mode => 0)
 	    or die "TLS handshake failed: $IO::Socket::SSL::SSL_ERROR";
-	answer($c, 'EHLO client.example', 250, qr/AUTH PLAIN/, 'EHLO under TLS offers AUTH again');
+	reply_like($c, 'EHLO client.example', 250, qr/AUTH PLAIN/, 'EHLO under TLS offers AUTH again');
 	$c->cmd('MAIL FROM:<alice@example.org>');
-	answer($c, 'RCPT TO:<far@remote.example>', 554, qr/Relay access denied/,
+	reply_like($c, 'RCPT TO:<far@remote.example>', 554, qr/Relay access denied/,
 	       'the login from before STARTTLS no longer permits relaying');
 	$c->cmd('RSET');
-	answer($c, "AUTH PLAIN $plain", 235, qr/^235/, 'AUTH again under TLS');
+	reply_like($c, "AUTH PLAIN $plain", 235, qr/^235/, 'AUTH again under TLS');
 	$c->cmd('MAIL FROM:<alice@example.org>');
-	answer($c, 'RCPT TO:<far@remote.example>', 250, qr/^250/, 'now relaying is permitted');
+	reply_like($c, 'RCPT TO:<far@remote.example>', 250, qr/^250/, 'now relaying is permitted');
 }
 
 $t->stop;

@@ -12,26 +12,14 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use IO::Socket::INET;
 use SluiceTest qw(wait_until);
+use DnsTest qw(start_dnsmasq);
 
-my $dns_port = SluiceTest::free_port();
-my $dns = fork // die "fork: $!";
-if ($dns == 0) {
-	open STDOUT, '>', '/dev/null';
-	exec '/usr/sbin/dnsmasq', '--keep-in-foreground', '--no-resolv',
-	     '--no-hosts', '--bind-interfaces', '--listen-address=127.0.0.1',
-	     "--port=$dns_port", '--user=root', '--pid-file',
+my $dns_port = start_dnsmasq(
 	     '--ptr-record=2.0.0.127.in-addr.arpa,liar.example.test',
 	     '--ptr-record=3.0.0.127.in-addr.arpa,good.example.test',
 	     '--host-record=good.example.test,127.0.0.3',
-	     '--host-record=liar.example.test,192.0.2.99';
-	die "exec dnsmasq: $!";
-}
-END { if ($dns) { kill 'TERM', $dns; waitpid $dns, 0 } }
-
-# dnsmasq is ready when its UDP port answers: wait for the bound socket.
-ok(wait_until(sub { !IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $dns_port,
-					   Proto => 'udp') }, 10),
-   'dnsmasq listens');
+	     '--host-record=liar.example.test,192.0.2.99');
+ok($dns_port, 'dnsmasq listens');
 
 my $t = SluiceTest->new(main => { dns_servers => "127.0.0.1:$dns_port" });
 

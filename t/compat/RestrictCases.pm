@@ -196,8 +196,13 @@ sub materialise {
 	my $all = join "\n", values %main;
 	for my $t (@{ $config->{tables} }) {
 		my $path = "$dir/$t->{name}";
+		if ($t->{name} eq 'sasldb2') {
+			make_sasldb($path, $t->{text}, $main{myhostname} // 'mx.example.test');
+			next;
+		}
+		(my $text = $t->{text}) =~ s/\@DIR\@/$dir/g;
 		open my $fh, '>', $path or die "$path: $!";
-		print $fh $t->{text};
+		print $fh $text;
 		close $fh or die "$path: $!";
 		chmod 0644, $path;
 		# dated back: Postfix waits for a file younger than a second
@@ -233,6 +238,22 @@ sub start_sluice {
 		return start_sluice($config, %opt, retried => 1);
 	}
 	return ($t, $error);
+}
+
+# A table named sasldb2 holds "user password" lines: the Cyrus SASL
+# sasldb of that name is made with saslpasswd2, users in the realm
+# $myhostname, readable by the servers' unprivileged processes.
+sub make_sasldb {
+	my ($path, $text, $realm) = @_;
+	for my $line (split /\n/, $text) {
+		next if $line =~ /^\s*(?:#|$)/;
+		my ($user, $pass) = split ' ', $line, 2;
+		open my $p, '|-', 'saslpasswd2', '-f', $path, '-u', $realm, '-p', '-c', $user
+		    or die "saslpasswd2: $!";
+		print $p $pass;
+		close $p or die "saslpasswd2 -c $user failed: $?";
+	}
+	chmod 0644, $path;
 }
 
 # ---- playing a dialogue ----------------------------------------------------

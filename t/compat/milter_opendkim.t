@@ -61,12 +61,7 @@ $pf->start;
 sub send_to {
 	my ($port, $text) = @_;
 	my $c = SluiceTest::Client->new(port => $port) or return (undef, "connect: $!");
-	my ($code, $reply) = $c->hello('client.example');
-	return ($code, $reply) unless defined $code && $code eq '250';
-	($code, $reply) = $c->transaction(from => 'alice@example.org', to => ['bob@example.net'],
-					  body => $text);
-	$c->cmd('QUIT');
-	return ($code, $reply // '');
+	return ($c->send_message($text))[0, 1];
 }
 
 sub queued_id { $_[0] =~ /queued as (\S+)/ ? $1 : undef }

@@ -52,24 +52,9 @@ use IO::Socket::UNIX;
 use POSIX qw(WNOHANG);
 use Socket qw(SOCK_DGRAM SOCK_STREAM);
 use Time::HiRes qw(sleep time);
+use SluiceTest qw(free_port slurp tcp_answers wait_until);
 
 my %live;	# pid => peer object
-
-sub free_port {
-	my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-				      Proto => 'tcp', Listen => 1, ReuseAddr => 1)
-	    or die "cannot bind a free port: $!";
-	my $port = $s->sockport;
-	close $s;
-	return $port;
-}
-
-sub slurp {
-	my ($path) = @_;
-	open my $fh, '<', $path or return undef;
-	local $/;
-	return scalar <$fh>;
-}
 
 sub spew {
 	my ($path, $text, $mode) = @_;
@@ -78,18 +63,6 @@ sub spew {
 	close $fh or die "$path: $!";
 	chmod $mode, $path if defined $mode;
 	return $path;
-}
-
-# Poll `cond` until true or `timeout` seconds pass.
-sub wait_until {
-	my ($cond, $timeout) = @_;
-	my $deadline = time + $timeout;
-	while (1) {
-		my $r = $cond->();
-		return $r if $r;
-		return undef if time >= $deadline;
-		sleep 0.05;
-	}
 }
 
 # Why the programs cannot run here, or ''.
@@ -220,14 +193,6 @@ sub wait_ready {
 			       : sprintf('exited with status %d', ($self->{exit_status} // 0) >> 8);
 	$self->stop;
 	die ref($self) . " ($what) did not come up: $why\n" . $self->log_text;
-}
-
-sub tcp_answers {
-	my ($port) = @_;
-	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-				      Proto => 'tcp', Timeout => 2) or return 0;
-	close $s;
-	return 1;
 }
 
 # Send `request` on a fresh stream socket and read the answer until EOF

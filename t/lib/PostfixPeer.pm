@@ -22,6 +22,9 @@
 #    mx.example.test, in_flow_delay = 0 (there is no qmgr to feed the
 #    flow pipe); the test's parameters are written after these and
 #    win (Postfix takes the last setting of a name);
+#  - with cyrus_sasl_config_path set, its smtpd.conf is copied to
+#    conf/sasl/, where Debian's Postfix reads it (it ignores the
+#    parameter);
 #  - the queue structure is made once by `postfix start`, as bench/run
 #    does; every later (re)start runs Postfix's master directly in the
 #    foreground (`master -d`, its own session), which takes milliseconds,
@@ -44,6 +47,7 @@ use IO::Select;
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
+use SluiceTest qw(free_port slurp);
 
 our $POSTFIX = '/usr/sbin/postfix';
 our $MASTER = '/usr/lib/postfix/sbin/master';
@@ -61,15 +65,6 @@ sub unavailable {
 	return "no user 'postfix'" unless defined getpwnam('postfix');
 	return "no group 'postdrop'" unless defined getgrnam('postdrop');
 	return '';
-}
-
-sub free_port {
-	my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-				      Proto => 'tcp', Listen => 1, ReuseAddr => 1)
-	    or die "cannot bind a free port: $!";
-	my $port = $s->sockport;
-	close $s;
-	return $port;
 }
 
 sub new {
@@ -105,13 +100,6 @@ sub write_file {
 
 sub backdate { utime(time - 10, time - 10, @_) }
 
-sub slurp {
-	my ($path) = @_;
-	open my $fh, '<', $path or return undef;
-	local $/;
-	return scalar <$fh>;
-}
-
 # The base main.cf, then the test's lines: `main` is a hash (name =>
 # value) or the text of main.cf lines as an admin writes them.
 sub configure {
@@ -140,6 +128,13 @@ EOF
 	$text .= ref $main ? join('', map { "$_ = $main->{$_}\n" } sort keys %$main)
 			   : $main . ($main =~ /\n\z/ || $main eq '' ? '' : "\n");
 	write_file("$top/conf/main.cf", $text);
+	# Debian's Postfix reads Cyrus SASL's smtpd.conf from
+	# $config_directory/sasl whatever cyrus_sasl_config_path says
+	my $sasl = ref $main ? $main->{cyrus_sasl_config_path} : undef;
+	if (defined $sasl && -f "$sasl/smtpd.conf") {
+		mkdir "$top/conf/sasl", 0755;
+		write_file("$top/conf/sasl/smtpd.conf", slurp("$sasl/smtpd.conf"));
+	}
 	write_file("$top/conf/master.cf", <<"EOF");
 127.0.0.1:$self->{port} inet n - n - - smtpd
 cleanup   unix  n       -       n       -       0       cleanup

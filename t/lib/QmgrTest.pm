@@ -30,7 +30,7 @@ use warnings;
 use Exporter qw(import);
 use IO::Socket::INET;
 use POSIX ();
-use SluiceTest qw(wait_until free_port);
+use SluiceTest qw(wait_until free_port tcp_answers);
 
 our @EXPORT_OK = qw(start_sink stop_sink dumps qmgr_sluice send_mail
 		    established $SINK);
@@ -53,7 +53,7 @@ sub start_sink {
 		     "$dir/%M.", "127.0.0.1:$port", 100) or POSIX::_exit(127);
 	}
 	$sinks{$port} = $pid;
-	wait_until(sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") }, 10)
+	wait_until(sub { tcp_answers($port) }, 10)
 	    or die "smtp-sink did not start on port $port";
 	return $port;
 }

@@ -40,7 +40,7 @@ use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
 
-our @EXPORT_OK = qw(wait_until free_port reply_is);
+our @EXPORT_OK = qw(wait_until free_port tcp_answers reply_is reply_like slurp);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 our $SLUICE = $ENV{SLUICE_BIN} || "$ROOT/build/bin/sluice";
@@ -58,6 +58,23 @@ sub free_port {
 	my $port = $s->sockport;
 	close $s;
 	return $port;
+}
+
+# Does something accept a TCP connection on 127.0.0.1:port now?
+sub tcp_answers {
+	my ($port) = @_;
+	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+				      Proto => 'tcp', Timeout => 2) or return 0;
+	close $s;
+	return 1;
+}
+
+# The whole file, or undef when it cannot be read.
+sub slurp {
+	my ($path) = @_;
+	open my $fh, '<', $path or return undef;
+	local $/;
+	return scalar <$fh>;
 }
 
 sub run_user {
@@ -110,6 +127,32 @@ sub write_file {
 	print $fh $text;
 	close $fh or die "$path: $!";
 	return $path;
+}
+
+# Certificates for the TLS tests, made with openssl in the test's
+# directory (its output in openssl.log): a CA (ca.pem, ca.key); the
+# server's key and certificate for mx.example.test (subjectAltName too)
+# in one chain file, server.pem, mode 0600; a client certificate for
+# client.example signed by the CA (client.pem, client.key).  Returns the
+# SHA-256 fingerprint of client.pem ("AB:CD:...").
+sub make_certs {
+	my ($self) = @_;
+	my $dir = $self->{dir};
+	my $ossl = sub {
+		system("openssl @_ >>$dir/openssl.log 2>&1") == 0 or die "openssl @_ failed";
+	};
+	$ossl->("req -x509 -newkey rsa:2048 -nodes -keyout $dir/ca.key -out $dir/ca.pem "
+		. "-days 30 -subj /CN=Test\\ CA");
+	$ossl->("req -x509 -newkey rsa:2048 -nodes -keyout $dir/server.key -out $dir/server.crt "
+		. "-days 30 -subj /CN=mx.example.test -addext subjectAltName=DNS:mx.example.test");
+	$ossl->("req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $dir/client.key "
+		. "-out $dir/client.csr -subj /CN=client.example");
+	$ossl->("x509 -req -in $dir/client.csr -CA $dir/ca.pem -CAkey $dir/ca.key -CAcreateserial "
+		. "-out $dir/client.pem -days 30");
+	system("cat $dir/server.key $dir/server.crt > $dir/server.pem") == 0 or die;
+	chmod 0600, "$dir/server.pem", "$dir/client.key";
+	my ($fp) = `openssl x509 -in $dir/client.pem -noout -fingerprint -sha256` =~ /=(\S+)/;
+	return $fp;
 }
 
 sub write_main {
@@ -490,6 +533,21 @@ sub transaction {
 	return $self->read_reply;
 }
 
+# A whole session for one message: the greeting, EHLO client.example,
+# the transaction from alice@example.org to bob@example.net with `body`,
+# QUIT.  The (code, text) of the first reply that is not a success, else
+# of the end of data, and the queue id that reply names.
+sub send_message {
+	my ($self, $body) = @_;
+	my ($code, $reply) = $self->hello('client.example');
+	return ($code, $reply) unless defined $code && $code eq '250';
+	($code, $reply) = $self->transaction(from => 'alice@example.org',
+					     to => ['bob@example.net'], body => $body);
+	$self->cmd('QUIT');
+	my ($id) = ($reply // '') =~ /queued as (\S+)/;
+	return ($code, $reply // '', $id);
+}
+
 # True once the server has closed the connection (within the timeout).
 sub closed {
 	my ($self, $timeout) = @_;
@@ -555,6 +613,16 @@ sub reply_is {
 	my ($code, $text) = $c->cmd($line);
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
 	return Test::More::is($text, $want, $name // "$line -> $want");
+}
+
+# A Test::More check: send `line` on client `c`; its reply must have
+# code `code` and match `re` (the reply is shown when it does not).
+sub reply_like {
+	my ($c, $line, $code, $re, $name) = @_;
+	my ($got, $text) = $c->cmd($line);
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	return Test::More::ok(defined $got && $got == $code && $text =~ $re, $name)
+	    || Test::More::diag("$line -> " . ($text // 'no reply'));
 }
 
 # The path of queue file `id` in `sub` (incoming/ by default).

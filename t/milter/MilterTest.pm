@@ -5,6 +5,7 @@
 #   my $m = MilterTest->start("reply rcpt reject\n");
 #   ... smtpd_milters => $m->spec ...
 #   ok($m->saw(qr/^rcpt <x\@y>$/m));
+#   my ($t, $m) = MilterTest->with_sluice("reply rcpt reject\n", %main);
 #
 # The milter is killed when the object goes away; waiting is on its log
 # ("ready" once it listens), never a fixed sleep.
@@ -39,6 +40,15 @@ sub start {
 	wait_until(sub { $self->log =~ /^ready$/m }, 10)
 	    or die "test milter did not start: " . $self->stderr;
 	return $self;
+}
+
+# The test milter with `script`, and a sluice (SluiceTest) using it as
+# smtpd_milters, with these other main.cf settings: (sluice, milter).
+sub with_sluice {
+	my ($class, $script, %main) = @_;
+	my $m = $class->start($script);
+	my $t = SluiceTest->new(main => { smtpd_milters => $m->spec, %main });
+	return ($t, $m);
 }
 
 sub spec { "inet:127.0.0.1:$_[0]{port}" }

@@ -36,45 +36,24 @@
 #include "log.h"
 #include "queue.h"
 #include "tap.h"
+#include "config_fixture.h"
 
 /* ---- fixtures ---- */
 
-static char tmp[256], qdir[300], logpath[300];
+static char qdir[300], logpath[300];
 static struct sluice_config *sc;
-
-static void write_file(const char *name, const char *text)
-{
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof path, "%s/%s", tmp, name);
-	if ((fp = fopen(path, "w")) == NULL || fputs(text, fp) < 0
-	    || fclose(fp) != 0) {
-		perror(path);
-		exit(2);
-	}
-}
 
 /* A configuration: the common settings plus `extra` main.cf lines. */
 static const struct config *configure(const char *extra)
 {
 	char main_cf[2048];
-	struct diag d;
 
 	if (sc != NULL)
 		config_free(sc);
 	snprintf(main_cf, sizeof main_cf,
 		 "myhostname = mx.example.net\nmyorigin = example.net\n"
 		 "queue_directory = %s\n%s", qdir, extra ? extra : "");
-	write_file("main.cf", main_cf);
-	write_file("master.cf", "smtp inet - - - - - smtpd\n");
-	diag_init(&d);
-	if ((sc = config_load_flags(tmp, &d, 0)) == NULL) {
-		for (int i = 0; i < d.n; i++)
-			printf("# diag: %s\n", d.v[i].text);
-		printf("Bail out! configuration does not load\n");
-		exit(2);
-	}
+	sc = load_config(main_cf, NULL, false);
 	return sc->main;
 }
 
@@ -1246,21 +1225,11 @@ static void test_async(void)
 
 /* ---- main ---- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	return remove(path);
-}
-
 int main(void)
 {
 	char err[256];
 
-	snprintf(tmp, sizeof tmp, "/tmp/sluice-bounce.XXXXXX");
-	if (mkdtemp(tmp) == NULL) {
-		perror("mkdtemp");
-		return 2;
-	}
+	fixture_tmpdir("sluice-bounce");
 	snprintf(qdir, sizeof qdir, "%s/queue", tmp);
 	snprintf(logpath, sizeof logpath, "%s/maillog", tmp);
 	if (queue_dirs_ensure(qdir, (uid_t) -1, (gid_t) -1, err, sizeof err) < 0) {
@@ -1283,7 +1252,7 @@ int main(void)
 	test_args();
 	test_async();
 	if (tap_failures == 0)
-		nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		remove_tmp();
 	else
 		diag("left %s for a look", tmp);
 	config_free(sc);

@@ -17,21 +17,7 @@
 #include "config.h"
 #include "diag.h"
 #include "tap.h"
-
-static char tmp[] = "/tmp/sluice-check-warnings-XXXXXX";
-
-static void write_file(const char *name, const char *text)
-{
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof path, "%s/%s", tmp, name);
-	if ((fp = fopen(path, "w")) == NULL || fputs(text, fp) < 0 ||
-	    fclose(fp) != 0) {
-		perror(path);
-		exit(2);
-	}
-}
+#include "config_fixture.h"
 
 /* Register name unless the core has it already. */
 static void need_param(const char *name, enum param_type type,
@@ -93,10 +79,7 @@ int main(void)
 	const char *m = "queue_directory = /tmp\nmail_owner = nobody\n";
 	char main_cf[1024];
 
-	if (mkdtemp(tmp) == NULL) {
-		perror("mkdtemp");
-		return 2;
-	}
+	fixture_tmpdir("sluice-check-warnings");
 	need_param("smtpd_sasl_auth_enable", PT_BOOL, "no");
 	need_param("smtpd_tls_auth_only", PT_BOOL, "no");
 	need_param("smtpd_tls_security_level", PT_STRING, "");
@@ -135,8 +118,6 @@ int main(void)
 	is_str(warnings(main_cf, "127.0.0.1:2525 inet - - - - - smtpd\n"), "",
 	       "smtpd_tls_auth_only in main.cf");
 
-	unlink(at_tmp("TMP/main.cf"));
-	unlink(at_tmp("TMP/master.cf"));
-	rmdir(tmp);
+	remove_tmp();
 	return tap_done();
 }

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "plugin_loader.h"
 #include "tap.h"
+#include "config_fixture.h"
 
 __attribute__((weak)) void msg_panic(const char *fmt, ...)
 {
@@ -45,29 +46,7 @@ __attribute__((weak)) void msg_fatal(const char *fmt, ...)
 	exit(1);
 }
 
-__attribute__((weak)) int plugins_register_params(const char *dir, char **names,
-						  struct diag *d, const char *file,
-						  int line)
-{
-	return 0;
-}
-
 /* ---- fixtures ------------------------------------------------------------ */
-
-static char tmp[256];
-
-static void write_file(const char *name, const char *text)
-{
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof path, "%s/%s", tmp, name);
-	if ((fp = fopen(path, "w")) == NULL || fputs(text, fp) < 0 ||
-	    fclose(fp) != 0) {
-		perror(path);
-		exit(2);
-	}
-}
 
 static const char *default_master = "smtp inet - - - - - smtpd\n";
 
@@ -87,12 +66,6 @@ static bool has_diag(const struct diag *d, const char *text)
 		if (strstr(d->v[i].text, text))
 			return true;
 	return false;
-}
-
-static void show_diags(const struct diag *d)
-{
-	for (int i = 0; i < d->n; i++)
-		printf("#   diag: %s\n", d->v[i].text);
 }
 
 /* A config that must load; the test stops if it does not. */
@@ -493,11 +466,7 @@ static void test_panic(void)
 
 int main(void)
 {
-	snprintf(tmp, sizeof tmp, "/tmp/sluice-config-test.XXXXXX");
-	if (mkdtemp(tmp) == NULL) {
-		perror("mkdtemp");
-		return 2;
-	}
+	fixture_tmpdir("sluice-config-test");
 	test_parsers();
 	test_split();
 	test_registry();
@@ -511,12 +480,6 @@ int main(void)
 	test_limits();
 	test_unreadable();
 	test_panic();
-	{
-		char cmd[600];
-
-		snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", tmp);
-	}
+	remove_tmp();
 	return tap_done();
 }

@@ -29,28 +29,7 @@
 #include "map_access.h"
 #include "sluice_plugin.h"
 #include "tap.h"
-
-__attribute__((weak)) int plugins_register_params(const char *dir, char **names,
-						  struct diag *d, const char *file,
-						  int line)
-{
-	return 0;
-}
-
-static char tmp[] = "/tmp/sluice-map-access-XXXXXX";
-
-static void write_file(const char *name, const char *text)
-{
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof path, "%s/%s", tmp, name);
-	if ((fp = fopen(path, "w")) == NULL || fputs(text, fp) < 0
-	    || fclose(fp) != 0) {
-		printf("Bail out! cannot write %s\n", path);
-		exit(1);
-	}
-}
+#include "config_fixture.h"
 
 static const char *base_cf =
 	"myhostname = mx.example.com\n"
@@ -62,21 +41,9 @@ static const char *base_cf =
 static struct sluice_config *load(const char *extra)
 {
 	char text[4096];
-	struct sluice_config *sc;
-	struct diag d;
 
 	snprintf(text, sizeof text, "%s%s", base_cf, extra);
-	write_file("main.cf", text);
-	write_file("master.cf", "smtp inet - - - - - smtpd\n");
-	diag_init(&d);
-	if ((sc = config_load(tmp, &d)) == NULL || d.n != 0) {
-		for (int i = 0; i < d.n; i++)
-			printf("#   diag: %s\n", d.v[i].text);
-		printf("Bail out! configuration does not load cleanly\n");
-		exit(1);
-	}
-	diag_free(&d);
-	return sc;
+	return load_config(text, NULL, true);
 }
 
 /* A texthash table with this text, as a spec. */
@@ -390,17 +357,9 @@ static void plugin_api(void)
 	   "a bad spec: NULL and a reason (%s)", err);
 }
 
-static int rm(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-	return remove(path);
-}
-
 int main(void)
 {
-	if (mkdtemp(tmp) == NULL) {
-		printf("Bail out! mkdtemp failed\n");
-		return 1;
-	}
+	fixture_tmpdir("sluice-map-access");
 	host_names();
 	parents_match();
 	addresses();
@@ -409,6 +368,6 @@ int main(void)
 	table_lists();
 	pattern_tables();
 	plugin_api();
-	nftw(tmp, rm, 16, FTW_DEPTH | FTW_PHYS);
+	remove_tmp();
 	return tap_done();
 }

@@ -16,40 +16,15 @@
 #include "diag.h"
 #include "policy/policy_client.h"
 #include "tap.h"
-
-static char tmp[] = "/tmp/policy-spec-XXXXXX";
-
-static void write_file(const char *name, const char *text)
-{
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof path, "%s/%s", tmp, name);
-	if ((fp = fopen(path, "w")) == NULL || fputs(text, fp) < 0
-	    || fclose(fp) != 0) {
-		printf("Bail out! cannot write %s\n", path);
-		exit(1);
-	}
-}
+#include "config_fixture.h"
 
 static struct sluice_config *load(const char *extra)
 {
 	char text[2048];
-	struct sluice_config *sc;
-	struct diag d;
 
 	snprintf(text, sizeof text, "myhostname = mx.example.test\n"
 		 "queue_directory = spool\n%s", extra);
-	write_file("main.cf", text);
-	write_file("master.cf", "127.0.0.1:2525 inet n - n - - smtpd\n");
-	diag_init(&d);
-	if ((sc = config_load(tmp, &d)) == NULL) {
-		diag_print(&d, stdout);
-		printf("Bail out! config does not load\n");
-		exit(1);
-	}
-	diag_free(&d);
-	return sc;
+	return load_config(text, "127.0.0.1:2525 inet n - n - - smtpd\n", false);
 }
 
 static void refused(const struct config *cfg, const char *spec,
@@ -69,10 +44,7 @@ int main(void)
 	struct policy_service ps;
 	char err[512], cmd[600];
 
-	if (mkdtemp(tmp) == NULL) {
-		printf("Bail out! mkdtemp\n");
-		return 1;
-	}
+	fixture_tmpdir("policy-spec");
 	sc = load("");
 
 	ok(policy_service_parse("inet:127.0.0.1:10023", sc->main, &ps, err,

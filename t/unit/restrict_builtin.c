@@ -27,29 +27,9 @@
 #include "restriction_int.h"
 #include "smtp_session.h"
 #include "tap.h"
+#include "config_fixture.h"
 
-__attribute__((weak)) int plugins_register_params(const char *dir, char **names,
-						  struct diag *d, const char *file,
-						  int line)
-{
-	return 0;
-}
-
-static char tmp[256];
 static char logpath[300];
-
-static void write_file(const char *name, const char *text)
-{
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof path, "%s/%s", tmp, name);
-	if ((fp = fopen(path, "w")) == NULL || fputs(text, fp) < 0 ||
-	    fclose(fp) != 0) {
-		printf("Bail out! cannot write %s\n", path);
-		exit(1);
-	}
-}
 
 static const char *base_cf =
 	"myhostname = mx.example.test\n"
@@ -62,21 +42,9 @@ static const char *base_cf =
 static struct sluice_config *load(const char *extra)
 {
 	char text[2048];
-	struct diag d;
-	struct sluice_config *sc;
 
 	snprintf(text, sizeof text, "%s%s", base_cf, extra);
-	write_file("main.cf", text);
-	write_file("master.cf", "127.0.0.1:2525 inet n - n - - smtpd\n");
-	diag_init(&d);
-	sc = config_load(tmp, &d);
-	if (sc == NULL) {
-		diag_print(&d, stdout);
-		printf("Bail out! config does not load\n");
-		exit(1);
-	}
-	diag_free(&d);
-	return sc;
+	return load_config(text, "127.0.0.1:2525 inet n - n - - smtpd\n", false);
 }
 
 static char trace_buf[4096];
@@ -240,11 +208,7 @@ static void test_style(void)
 
 int main(void)
 {
-	snprintf(tmp, sizeof tmp, "/tmp/restrict-builtin-XXXXXX");
-	if (mkdtemp(tmp) == NULL) {
-		printf("Bail out! mkdtemp\n");
-		return 1;
-	}
+	fixture_tmpdir("restrict-builtin");
 	snprintf(logpath, sizeof logpath, "%s/log", tmp);
 	log_open("restrict-test", LOG_DEST_FILE, logpath);
 	test_routing();

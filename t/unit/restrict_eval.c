@@ -17,8 +17,8 @@
 #include "restriction_int.h"
 #include "smtp_session.h"
 #include "tap.h"
+#include "config_fixture.h"
 
-static char tmp[] = "/tmp/sluice-restrict-XXXXXX";
 static char trace[8192];
 static char logpath[300];
 
@@ -36,19 +36,6 @@ static bool logged(const char *text)
 	return hit;
 }
 
-static void write_file(const char *name, const char *text)
-{
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof path, "%s/%s", tmp, name);
-	if ((fp = fopen(path, "w")) == NULL || fputs(text, fp) < 0
-	    || fclose(fp) != 0) {
-		perror(path);
-		exit(2);
-	}
-}
-
 static struct sluice_config *load(const char *extra, const char *master)
 {
 	char main_cf[4096];
@@ -61,8 +48,7 @@ static struct sluice_config *load(const char *extra, const char *master)
 	write_file("master.cf", master ? master : "smtp inet - - - - - smtpd\n");
 	diag_init(&d);
 	sc = config_load(tmp, &d);
-	for (int i = 0; i < d.n; i++)
-		printf("#   diag: %s\n", d.v[i].text);
+	show_diags(&d);
 	diag_free(&d);
 	return sc;
 }
@@ -142,10 +128,7 @@ int main(void)
 {
 	struct sluice_config *sc;
 
-	if (mkdtemp(tmp) == NULL) {
-		perror("mkdtemp");
-		return 2;
-	}
+	fixture_tmpdir("sluice-restrict");
 	snprintf(logpath, sizeof logpath, "%s/log", tmp);
 	log_open("smtpd", LOG_DEST_FILE, logpath);
 	case_is("", "a@remote.example",
@@ -207,14 +190,6 @@ int main(void)
 		       "the other listener keeps main.cf's");
 	}
 	config_free(sc);
-	write_file("main.cf", "");
-	for (const char *const *f = (const char *const[]){ "main.cf", "master.cf", "log", NULL };
-	     *f; f++) {
-		char path[512];
-
-		snprintf(path, sizeof path, "%s/%s", tmp, *f);
-		unlink(path);
-	}
-	rmdir(tmp);
+	remove_tmp();
 	return tap_done();
 }

@@ -21,32 +21,12 @@
 #include "resolve.h"
 #include "rewrite.h"
 #include "tap.h"
-
-__attribute__((weak)) int plugins_register_params(const char *dir, char **names,
-						  struct diag *d, const char *file,
-						  int line)
-{
-	return 0;
-}
+#include "config_fixture.h"
 
 /* ---- fixtures ------------------------------------------------------------ */
 
-static char tmp[256];
 static char logpath[300];
 static int generation;          /* a fresh table directory per config */
-
-static void write_file(const char *name, const char *text)
-{
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof path, "%s/%s", tmp, name);
-	if ((fp = fopen(path, "w")) == NULL || fputs(text, fp) < 0 ||
-	    fclose(fp) != 0) {
-		printf("Bail out! cannot write %s\n", path);
-		exit(1);
-	}
-}
 
 /* A texthash table of this generation: "texthash:TMP/gN-name". */
 static const char *table(const char *name, const char *text)
@@ -102,26 +82,14 @@ static struct sluice_config *load(const char *fmt, ...)
 static struct sluice_config *load(const char *fmt, ...)
 {
 	char extra[4096], text[8192];
-	struct sluice_config *sc;
-	struct diag d;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(extra, sizeof extra, fmt, ap);
 	va_end(ap);
 	merge_settings(text, sizeof text, base_cf, extra);
-	write_file("main.cf", text);
-	write_file("master.cf", "smtp inet - - - - - smtpd\n");
-	diag_init(&d);
 	route_tables_release();
-	if ((sc = config_load(tmp, &d)) == NULL || d.n != 0) {
-		for (int i = 0; i < d.n; i++)
-			printf("#   diag: %s\n", d.v[i].text);
-		printf("Bail out! configuration does not load cleanly\n");
-		exit(1);
-	}
-	diag_free(&d);
-	return sc;
+	return load_config(text, NULL, true);
 }
 
 static void done(struct sluice_config *sc)
@@ -140,17 +108,6 @@ static bool log_has(const char *text)
 		fclose(fp);
 	buf[n] = 0;
 	return strstr(buf, text) != NULL;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void remove_tmp(void)
-{
-	nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -596,17 +553,12 @@ static void test_chain(void)
 
 int main(void)
 {
-	char tmpl[] = "/tmp/sluice-route-test.XXXXXX";
 	static const struct param_def delim = {
 		"recipient_delimiter", PT_STRING, "",
 		"(registered by the test when local delivery does not)", "t-route"
 	};
 
-	if (mkdtemp(tmpl) == NULL) {
-		printf("Bail out! mkdtemp failed\n");
-		return 1;
-	}
-	snprintf(tmp, sizeof tmp, "%s", tmpl);
+	fixture_tmpdir("sluice-route-test");
 	snprintf(logpath, sizeof logpath, "%s/log", tmp);
 	log_open("route-test", LOG_DEST_FILE, logpath);
 	if (param_find("recipient_delimiter") == NULL)

@@ -26,59 +26,7 @@
 #include "log.h"
 #include "smtp_proto.h"
 #include "tap.h"
-
-__attribute__((weak)) int plugins_register_params(const char *dir, char **names,
-						  struct diag *d, const char *file,
-						  int line)
-{
-	return 0;
-}
-
-static char tmp[256];
-
-static void write_file(const char *name, const char *text)
-{
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof path, "%s/%s", tmp, name);
-	if ((fp = fopen(path, "w")) == NULL || fputs(text, fp) < 0 ||
-	    fclose(fp) != 0) {
-		printf("Bail out! cannot write %s\n", path);
-		exit(1);
-	}
-}
-
-static void remove_file(const char *name)
-{
-	char path[512];
-
-	snprintf(path, sizeof path, "%s/%s", tmp, name);
-	unlink(path);
-}
-
-static struct sluice_config *load(void)
-{
-	struct diag d;
-	struct sluice_config *sc;
-
-	write_file("main.cf",
-		   "myhostname = mx.example.test\n"
-		   "mydestination = $myhostname, localhost, example.test\n"
-		   "inet_interfaces = 127.0.0.1\n"
-		   "local_recipient_maps =\n"
-		   "queue_directory = spool\n");
-	write_file("master.cf", "127.0.0.1:2525 inet n - n - - smtpd\n");
-	diag_init(&d);
-	sc = config_load(tmp, &d);
-	if (sc == NULL) {
-		diag_print(&d, stdout);
-		printf("Bail out! config does not load\n");
-		exit(1);
-	}
-	diag_free(&d);
-	return sc;
-}
+#include "config_fixture.h"
 
 static int parse(const char *line, bool strict, char *addr, size_t alen,
 		 int *nparams)
@@ -241,12 +189,13 @@ int main(void)
 {
 	struct sluice_config *sc;
 
-	snprintf(tmp, sizeof tmp, "/tmp/sluice-envelope-XXXXXX");
-	if (mkdtemp(tmp) == NULL) {
-		printf("Bail out! mkdtemp\n");
-		return 1;
-	}
-	sc = load();
+	fixture_tmpdir("sluice-envelope");
+	sc = load_config("myhostname = mx.example.test\n"
+			 "mydestination = $myhostname, localhost, example.test\n"
+			 "inet_interfaces = 127.0.0.1\n"
+			 "local_recipient_maps =\n"
+			 "queue_directory = spool\n",
+			 "127.0.0.1:2525 inet n - n - - smtpd\n", false);
 	test_parse_path();
 	test_address_valid();
 	test_domain_valid();

@@ -15,42 +15,17 @@
 #include "diag.h"
 #include "tls_client.h"
 #include "tap.h"
-
-__attribute__((weak)) int plugins_register_params(const char *dir, char **names,
-						  struct diag *d, const char *file,
-						  int line)
-{
-	return 0;
-}
-
-static char tmp[256];
-
-static void write_file(const char *name, const char *text)
-{
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof path, "%s/%s", tmp, name);
-	if ((fp = fopen(path, "w")) == NULL || fputs(text, fp) < 0
-	    || fclose(fp) != 0) {
-		printf("Bail out! cannot write %s\n", path);
-		exit(1);
-	}
-}
+#include "config_fixture.h"
 
 static struct sluice_config *load(void)
 {
 	char main_cf[1024];
-	struct sluice_config *sc;
-	struct diag d;
 
 	snprintf(main_cf, sizeof main_cf,
 		 "myhostname = mx.example.com\n"
 		 "queue_directory = spool\n"
 		 "smtp_tls_security_level = may\n"
 		 "smtp_tls_policy_maps = texthash:%s/tls_policy\n", tmp);
-	write_file("main.cf", main_cf);
-	write_file("master.cf", "smtp inet - - - - - smtpd\n");
 	write_file("tls_policy",
 		   "[mx.example.com]:587  encrypt protocols=!SSLv2:!SSLv3\n"
 		   "example.com           secure match=nexthop:.example.net\n"
@@ -59,15 +34,7 @@ static struct sluice_config *load(void)
 		   "bogus.example         sometimes\n"
 		   "attr.example          encrypt colour=blue\n"
 		   "pinned.example        fingerprint match=AA:BB|CC:DD\n");
-	diag_init(&d);
-	if ((sc = config_load(tmp, &d)) == NULL || d.n != 0) {
-		for (int i = 0; i < d.n; i++)
-			printf("#   diag: %s\n", d.v[i].text);
-		printf("Bail out! configuration does not load cleanly\n");
-		exit(1);
-	}
-	diag_free(&d);
-	return sc;
+	return load_config(main_cf, NULL, true);
 }
 
 int main(void)
@@ -76,11 +43,7 @@ int main(void)
 	const struct config *c;
 	struct tlsc_policy p;
 
-	snprintf(tmp, sizeof tmp, "/tmp/tls-client-policy-XXXXXX");
-	if (mkdtemp(tmp) == NULL) {
-		printf("Bail out! mkdtemp\n");
-		return 1;
-	}
+	fixture_tmpdir("tls-client-policy");
 	sc = load();
 	c = sc->main;
 
@@ -132,13 +95,6 @@ int main(void)
 	is_str(tlsc_level_name(TLS_LEV_SECURE), "secure", "level names");
 	tlsc_shutdown();
 	config_free(sc);
-	for (const char *const *f = (const char *const[]){ "main.cf",
-		"master.cf", "tls_policy", NULL }; *f; f++) {
-		char path[512];
-
-		snprintf(path, sizeof path, "%s/%s", tmp, *f);
-		unlink(path);
-	}
-	rmdir(tmp);
+	remove_tmp();
 	return tap_done();
 }
