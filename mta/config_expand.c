@@ -439,11 +439,13 @@ static void finish_var(struct expander *ex, struct cf_var *v, struct sbuf *b)
 }
 
 /* Postfix's "raw" parameters: their $names are the agent's, expanded at
- * delivery ($user, $recipient... in luser_relay), so the value is kept
- * as written. */
+ * delivery ($user, $recipient... in luser_relay) or at reply time
+ * ($rbl_code, $rbl_domain... in the rbl plugin's default_rbl_reply), so
+ * the value is kept as written. */
 static bool raw_param(const char *name)
 {
-	static const char *const raw[] = { "luser_relay", NULL };
+	static const char *const raw[] = { "luser_relay", "default_rbl_reply",
+					   NULL };
 
 	for (int i = 0; raw[i]; i++)
 		if (strcmp(name, raw[i]) == 0)

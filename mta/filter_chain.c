@@ -723,6 +723,16 @@ void filter_reset(struct smtp_session *s)
 	filter_clear_reply(s);
 }
 
+void filter_message_done(struct smtp_session *s)
+{
+	struct filter_run *fr = run_of(s);
+
+	if (fr->pending || fr->in_hook)
+		msg_panic("filter_message_done: plugin %s has a hook pending",
+			  plugin_name(fr->cur));
+	call_void_hooks(s, fr, false);  /* milters need no abort after EOM */
+}
+
 void filter_close(struct smtp_session *s)
 {
 	struct filter_run *fr = run_of(s);

@@ -89,8 +89,12 @@ void filter_run_milters(struct smtp_session *s, enum filter_stage st,
 			filter_done_fn done);
 /* Continue a suspended chain (called by sluice_resume). */
 void filter_resume(struct smtp_session *s, int verdict);
-/* Transaction reset (RSET, new MAIL, end of message): reset hooks. */
+/* Transaction reset (RSET, new MAIL, an aborted transaction): reset
+ * hooks, and SMFIC_ABORT to the milters. */
 void filter_reset(struct smtp_session *s);
+/* The message is done (accepted or refused at end of data): the plugins'
+ * reset hooks; milters have seen the end of the message already. */
+void filter_message_done(struct smtp_session *s);
 /* Session end: close hooks; a pending run is abandoned (done never runs). */
 void filter_close(struct smtp_session *s);
 /* Forget a filter reply (before the next stage). */

@@ -514,6 +514,7 @@ static void log_eom_action(struct smtp_session *s, const char *action,
 
 static void finish_transaction(struct smtp_session *s)
 {
+	filter_message_done(s);     /* sluice_plugin.h: reset at end of message */
 	smtp_txn_reset(s, false);
 	s->state = SS_COMMAND;
 	smtp_resume_input(s);
