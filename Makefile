@@ -59,7 +59,12 @@ $(LINKS): $(B)/bin/sendmail
 .SECONDEXPANSION:
 $(B)/plugins/%.so: $$(addprefix $(B)/obj/,$$(addsuffix .o,$$(basename $$(wildcard plugins/$$*/*.c filters/$$*/*.c))))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -shared -o $@ $^
+	$(CC) $(CFLAGS) -shared -o $@ $^ $(PLUGIN_LIBS)
+
+# Only the clamav plugin links libclamav; the core never does.
+$(B)/plugins/clamav.so: PLUGIN_LIBS = $(shell pkg-config --libs libclamav 2>/dev/null || echo -lclamav)
+# The greylist plugin's stores: hiredis (Redis) and LMDB.
+$(B)/plugins/greylist.so: PLUGIN_LIBS = -lhiredis -llmdb -lpthread
 
 $(B)/t/%: t/unit/%.c $(wildcard t/unit/*.h) $(CORE_OBJ)
 	@mkdir -p $(dir $@)

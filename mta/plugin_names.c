@@ -18,8 +18,8 @@
 #include "plugin_names.h"
 
 const struct param_def params_plugins[] = {
-	{ "sluice_builtin_plugins", PT_LIST, "access regex rbl",
-	  "Bundled plugins loaded before those of sluice_plugins when plugin_directory has them (\"access\" provides the check_*_access restrictions, \"regex\" header_checks and body_checks, \"rbl\" reject_rbl_client and the other DNSBL/RHSBL/DNSWL restrictions); empty: none.", NULL },
+	{ "sluice_builtin_plugins", PT_LIST, "access regex rbl greylist",
+	  "Bundled plugins loaded before those of sluice_plugins when plugin_directory has them (\"access\" provides the check_*_access restrictions, \"regex\" header_checks and body_checks, \"rbl\" reject_rbl_client and the other DNSBL/RHSBL/DNSWL restrictions, \"greylist\" check_greylist); empty: none.", NULL },
 	{ NULL, PT_STRING, NULL, NULL, NULL }
 };
 

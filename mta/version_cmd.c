@@ -9,7 +9,9 @@
 #include <stdio.h>
 
 #include <ares.h>
+#include <clamav-version.h>
 #include <event2/event.h>
+#include <hiredis/hiredis.h>
 #include <lmdb.h>
 #include <openssl/crypto.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -50,9 +52,17 @@ int cmd_version(const char *config_dir, int argc, char **argv)
 		snprintf(buf, sizeof buf, "yes (PCRE2 %s)", pv);
 		feature("PCRE2", buf);
 	}
-	feature("ClamAV", "no");
+	/* libclamav is linked into the clamav plugin only, never the core:
+	 * the version is the one the plugin was built with (a macro). */
+	snprintf(buf, sizeof buf, "yes (ClamAV %s; clamav plugin: libclamav or clamd)",
+		 CLAMAV_VERSION);
+	feature("ClamAV", buf);
 	feature("milter", "yes (client, protocol 6, down to 2)");
-	feature("Redis (hiredis)", "no");
+	/* hiredis is linked into the greylist plugin (its Redis store), not
+	 * the core: the version is the one the plugins were built with. */
+	snprintf(buf, sizeof buf, "yes (hiredis %d.%d.%d; greylist store)",
+		 HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+	feature("Redis (hiredis)", buf);
 	snprintf(buf, sizeof buf, "yes (%s)", mdb_version(NULL, NULL, NULL));
 	feature("LMDB", buf);
 	return 0;
