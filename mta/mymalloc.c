@@ -15,3 +15,12 @@ char *mystrdup(const char *s)
 		msg_fatal("out of memory");
 	return p;
 }
+
+void *mycalloc(size_t n)
+{
+	void *p = calloc(1, n ? n : 1);
+
+	if (p == NULL)
+		msg_fatal("out of memory");
+	return p;
+}

@@ -10,7 +10,11 @@
 #ifndef SLUICE_MYMALLOC_H
 #define SLUICE_MYMALLOC_H
 
+#include <stddef.h>
+
 /* A malloc'ed copy of s ("" for NULL); never NULL. */
 char *mystrdup(const char *s);
+/* n zeroed bytes (at least one); never NULL. */
+void *mycalloc(size_t n);
 
 #endif

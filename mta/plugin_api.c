@@ -704,3 +704,15 @@ int sluice_job_submit(void (*work)(void *arg), void (*done)(void *arg),
 	}
 	return 0;
 }
+
+/* ---- memory ---------------------------------------------------------------- */
+
+void *sluice_calloc(size_t n)
+{
+	return mycalloc(n);
+}
+
+char *sluice_strdup(const char *s)
+{
+	return mystrdup(s);
+}

@@ -241,6 +241,13 @@ long long sluice_conf_int(const char *name);   /* int, time (s), size, bool */
 const char *sluice_txn_conf_str(sluice_txn *t, const char *name);
 long long sluice_txn_conf_int(sluice_txn *t, const char *name);
 
+/* ---- Memory ------------------------------------------------------------ */
+/* Memory that is there or the process is gone: out of memory, these log
+ * and end the worker (a daemon has no sane way on), so callers never
+ * check for NULL.  Free the results with free(). */
+void *sluice_calloc(size_t n);                /* n zeroed bytes */
+char *sluice_strdup(const char *s);           /* a copy; "" for NULL */
+
 /* ---- Logging ---------------------------------------------------------- */
 enum sluice_log_level { SLUICE_LOG_ERR = 0, SLUICE_LOG_WARN, SLUICE_LOG_INFO,
 			SLUICE_LOG_DEBUG };

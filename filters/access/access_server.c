@@ -52,28 +52,6 @@ static const char *type_name(int type)
 	return type == SLUICE_DNS_MX ? "MX" : type == SLUICE_DNS_NS ? "NS" : "A";
 }
 
-static void *xalloc(size_t n)
-{
-	void *p = calloc(1, n);
-
-	if (p == NULL) {
-		sluice_log(SLUICE_LOG_ERR, "out of memory");
-		abort();
-	}
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *c = strdup(s);
-
-	if (c == NULL) {
-		sluice_log(SLUICE_LOG_ERR, "out of memory");
-		abort();
-	}
-	return c;
-}
-
 static void check_free(struct server_check *c)
 {
 	for (int i = 0; i < c->n; i++)
@@ -95,9 +73,9 @@ static void finish(struct server_check *c, int verdict)
 
 static void set_servers(struct server_check *c, char **names, int n)
 {
-	c->servers = xalloc((size_t)(n ? n : 1) * sizeof *c->servers);
+	c->servers = sluice_calloc((size_t)(n ? n : 1) * sizeof *c->servers);
 	for (int i = 0; i < n; i++)
-		c->servers[i] = xstrdup(names[i]);
+		c->servers[i] = sluice_strdup(names[i]);
 	c->n = n;
 	c->i = 0;
 }
@@ -214,7 +192,7 @@ static void on_servers(void *arg, int status, char **names, int n)
 		set_servers(c, &c->domain, 1);
 	} else if (status == 1 && (parent = strchr(c->domain, '.')) != NULL
 		   && parent[1] != 0) {
-		char *up = xstrdup(parent + 1);     /* NS: try the parent */
+		char *up = sluice_strdup(parent + 1);     /* NS: try the parent */
 
 		free(c->domain);
 		c->domain = up;
@@ -283,13 +261,13 @@ int access_server_check(sluice_txn *t, const char *restriction,
 		return SLUICE_DUNNO;
 	if (*domain == '[')
 		return literal_check(t, restriction, m, domain, dns_type, &f);
-	c = xalloc(sizeof *c);
+	c = sluice_calloc(sizeof *c);
 	c->t = t;
 	c->m = m;
 	c->restriction = restriction;
 	c->f = f;
 	c->type = dns_type;
-	c->domain = xstrdup(domain);
+	c->domain = sluice_strdup(domain);
 	sluice_set_data(t, c);
 	if (dns_type == SLUICE_DNS_ADDRS) {     /* the domain is its own host */
 		set_servers(c, &c->domain, 1);

@@ -86,34 +86,12 @@ struct rbl_session {
 	struct rbl_check *pending;
 };
 
-static void *xalloc(size_t n)
-{
-	void *p = calloc(1, n);
-
-	if (p == NULL) {
-		sluice_log(SLUICE_LOG_ERR, "out of memory");
-		abort();
-	}
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *c = strdup(s);
-
-	if (c == NULL) {
-		sluice_log(SLUICE_LOG_ERR, "out of memory");
-		abort();
-	}
-	return c;
-}
-
 static struct rbl_session *session(sluice_txn *t)
 {
 	struct rbl_session *ss = sluice_get_data(t);
 
 	if (ss == NULL) {
-		ss = xalloc(sizeof *ss);
+		ss = sluice_calloc(sizeof *ss);
 		sluice_set_data(t, ss);
 	}
 	return ss;
@@ -342,7 +320,7 @@ static void on_txt(void *arg, int status, char **txt, int n)
 		len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s",
 					i ? " / " : "", txt[i]);
 	if (status == 0 && n > 0)
-		c->e->txt = xstrdup(buf);
+		c->e->txt = sluice_strdup(buf);
 	finish(c);
 }
 
@@ -357,9 +335,9 @@ static void on_a(void *arg, int status, char **addrs, int n)
 		c->e->state = RS_SOFT;
 	} else if (status == 0 && n > 0) {
 		c->e->state = RS_FOUND;
-		c->e->addrs = xalloc((size_t)n * sizeof *c->e->addrs);
+		c->e->addrs = sluice_calloc((size_t)n * sizeof *c->e->addrs);
 		for (int i = 0; i < n; i++)
-			c->e->addrs[i] = xstrdup(addrs[i]);
+			c->e->addrs[i] = sluice_strdup(addrs[i]);
 		c->e->naddrs = n;
 		/* c may be gone when q is NULL: the answer came at once. */
 		if ((q = sluice_dns_lookup(c->e->query, SLUICE_DNS_TXT, on_txt,
@@ -422,14 +400,14 @@ static int rbl_check(sluice_txn *t, const char *restriction, const char *arg,
 	}
 	snprintf(query, sizeof query, "%s%.*s", prefix,
 		 (int)(eq ? (size_t)(eq - arg) : strlen(arg)), arg);
-	c = xalloc(sizeof *c);
+	c = sluice_calloc(sizeof *c);
 	c->t = t;
 	c->restriction = restriction;
 	c->permit = permit;
-	c->arg = xstrdup(arg);
-	c->domain = xstrdup(arg);
+	c->arg = sluice_strdup(arg);
+	c->domain = sluice_strdup(arg);
 	c->domain[eq ? (size_t)(eq - arg) : strlen(arg)] = 0;
-	c->pattern = eq ? xstrdup(eq + 1) : NULL;
+	c->pattern = eq ? sluice_strdup(eq + 1) : NULL;
 	snprintf(c->what, sizeof c->what, "%s", what);
 	c->reply_class = reply_class;
 	ss = session(t);
@@ -440,8 +418,8 @@ static int rbl_check(sluice_txn *t, const char *restriction, const char *arg,
 		check_free(c);
 		return v;
 	}
-	c->e = xalloc(sizeof *c->e);
-	c->e->query = xstrdup(query);
+	c->e = sluice_calloc(sizeof *c->e);
+	c->e->query = sluice_strdup(query);
 	c->e->state = RS_NOTFOUND;
 	ss->pending = c;
 	secs = sluice_txn_conf_int(t, "sluice_smtpd_dns_timeout");
