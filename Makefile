@@ -39,7 +39,7 @@ CORE_OBJ := $(filter-out $(B)/obj/mta/sluice.o,$(MTA_OBJ))
 # mailq and newaliases are sendmail under other names (argv[0]).
 LINKS   := $(B)/bin/mailq $(B)/bin/newaliases
 
-all: $(B)/bin/sluice $(PROGS) $(LINKS) $(PLUGINS) $(UNIT_BIN) $(B)/t/test_milter
+all: $(B)/bin/sluice $(PROGS) $(B)/bin/sluice-policyd $(LINKS) $(PLUGINS) $(UNIT_BIN) $(B)/t/test_milter
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -52,6 +52,15 @@ $(B)/bin/sluice: $(MTA_OBJ)
 $(B)/bin/%: $(B)/obj/mta/%_main.o $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -rdynamic -o $@ $^ $(LIBS)
+
+# The policy server (policy/policyd_main.c).
+$(B)/bin/sluice-policyd: $(B)/obj/policy/policyd_main.o $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -rdynamic -o $@ $^ $(LIBS)
+
+# sluice-milterd: the plugins hosted behind libmilter (plugins/milterd_*.c)
+$(B)/bin/sluice-milterd: $(patsubst %.c,$(B)/obj/%.o,$(wildcard plugins/milterd_*.c))
+$(B)/bin/sluice-milterd: LIBS += -lmilter
 
 $(LINKS): $(B)/bin/sendmail
 	ln -sf sendmail $@
@@ -85,7 +94,7 @@ run: deps all
 
 # The build must stay clean under clang as well as gcc (-Werror both).
 clang-check:
-	$(MAKE) -s CC=clang B=$(B)/clang $(B)/clang/bin/sluice $(patsubst $(B)/%,$(B)/clang/%,$(PLUGINS))
+	$(MAKE) -s CC=clang B=$(B)/clang $(B)/clang/bin/sluice $(patsubst $(B)/%,$(B)/clang/%,$(PROGS) $(PLUGINS)) $(B)/clang/bin/sluice-policyd
 
 test: deps all clang-check
 	prove $(UNIT_BIN) -r t

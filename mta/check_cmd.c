@@ -22,6 +22,7 @@
 #include "commands.h"
 #include "config.h"
 #include "milter.h"
+#include "plugin_loader.h"
 #include "plugin_names.h"
 #include "tls_server.h"
 #include "sasl_server.h"
@@ -280,6 +281,7 @@ int cmd_check(const char *config_dir, int argc, char **argv)
 		tls_server_check(&d, sc, main_path);   /* certificates, keys */
 		sasl_check(&d, sc, main_path, DIAG_ERROR);
 		milter_check(&d, sc, main_path);       /* smtpd_milters, ... */
+		plugins_check(&d, sc, main_path);      /* plugins' own values */
 	}
 	config_free(sc);
 	sort_diags(&d, main_path, master_path);

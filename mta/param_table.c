@@ -196,6 +196,8 @@ extern const struct param_def params_smtp_tls[];	/* params_smtp_tls.c */
 extern const struct param_def params_sasl[];	/* SMTP AUTH */
 extern const struct param_def params_milter[];	/* params_milter.c */
 extern const struct param_def params_policy[];	/* params_policy.c */
+extern const struct param_def params_policyd[];	/* params_policyd.c: sluice-policyd */
+extern const struct param_def params_milterd[];	/* params_milterd.c: sluice-milterd */
 extern const struct param_def params_tls[];	/* params_tls.c: server TLS */
 extern const struct param_def params_anvil[];	/* smtp_anvil.c: rate limits */
 static const struct param_def *const subsystem_params[] = {
@@ -206,7 +208,7 @@ static const struct param_def *const subsystem_params[] = {
 	params_route, params_bounce, params_tools, params_check,
 	params_smtp_tls,
 	params_milter, params_policy, params_sasl, params_tls,
-	params_anvil, NULL
+	params_anvil, params_policyd, params_milterd, NULL
 };
 
 static void registry_add_table(const struct param_def *table, size_t n)

@@ -716,3 +716,22 @@ char *sluice_strdup(const char *s)
 {
 	return mystrdup(s);
 }
+
+/* ---- lists -------------------------------------------------------------------- */
+
+/* The core's own list splitter (config_split_list: commas and whitespace
+ * separate, a {...} group stays one item), so a plugin reads a list
+ * parameter exactly as the core reads its own. */
+char **sluice_split_list(const char *value)
+{
+	char **v = config_split_list(value ? value : "");
+
+	if (v == NULL)
+		msg_fatal("plugin api: out of memory splitting a list");
+	return v;
+}
+
+void sluice_list_free(char **list)
+{
+	cfg_list_free(list);
+}

@@ -2,7 +2,9 @@
  * plugin_api_restrict.c - plugins' restrictions: registering the
  * `restrictions[]` of a loaded plugin with the restriction engine,
  * calling them, and the ABI 2 functions sluice_action(), sluice_stage()
- * and sluice_explain().
+ * and sluice_explain().  sluice_action() also works in an eom hook, for
+ * the actions that change the message (FILTER, HOLD, DISCARD, REDIRECT,
+ * BCC): see eom_action().
  *
  * A plugin restriction is a restriction_def whose eval enters the
  * plugin's context (so sluice_get_data, timers and jobs work as in a
@@ -23,7 +25,9 @@
 #include <string.h>
 
 #include "filter_chain.h"
+#include "access_action.h"
 #include "log.h"
+#include "mymalloc.h"
 #include "plugin_loader.h"
 #include "restriction_int.h"
 #include "smtp_session.h"
@@ -192,6 +196,81 @@ void plugin_restriction_resume(struct smtp_session *s, int verdict)
 
 /* ---- the ABI ------------------------------------------------------------ */
 
+static void add_bcc(struct smtp_txn *t, const char *addr)
+{
+	char **v = realloc(t->bcc, (size_t)(t->nbcc + 1) * sizeof *v);
+
+	if (v == NULL)
+		msg_fatal("sluice_action: out of memory");
+	t->bcc = v;
+	t->bcc[t->nbcc++] = mystrdup(addr);
+}
+
+/*
+ * sluice_action() in an end-of-message hook: the actions that change the
+ * message are recorded on the transaction exactly where the restriction
+ * engine records them (smtp_data.c applies them when the envelope is
+ * written): FILTER is the envelope's content filter, REDIRECT and BCC
+ * the transaction's lists, HOLD and DISCARD its flags (logged by the
+ * session as "hold:" / "discard:" END-OF-MESSAGE lines).  FILTER,
+ * REDIRECT and BCC are logged by the plugin, which knows what matched.
+ * Returns the verdict the hook should return: SLUICE_DISCARD for
+ * DISCARD, SLUICE_DUNNO otherwise (other actions are refused with a
+ * warning: answer with a verdict).
+ */
+static int eom_action(struct smtp_session *s, const char *action)
+{
+	struct smtp_txn *t = &s->txn;
+	struct access_action a;
+	char *copy;
+
+	access_action_parse(action ? action : "DUNNO", &a);
+	switch (a.kind) {
+	case AA_FILTER:
+		if (*a.text == 0 || strchr(a.text, ':') == NULL) {
+			msg_warn("sluice_action(): \"%s\" requires "
+				 "transport:destination; ignored", action);
+			return SLUICE_DUNNO;
+		}
+		free(t->env.filter);
+		t->env.filter = mystrdup(a.text);
+		return SLUICE_DUNNO;
+	case AA_REDIRECT:
+	case AA_BCC:
+		if (strchr(a.text, '@') == NULL) {
+			msg_warn("sluice_action(): \"%s\" requires a user@domain "
+				 "target; ignored", action);
+			return SLUICE_DUNNO;
+		}
+		if (a.kind == AA_BCC) {
+			add_bcc(t, a.text);
+		} else {
+			free(t->redirect);
+			t->redirect = mystrdup(a.text);
+		}
+		return SLUICE_DUNNO;
+	case AA_HOLD:
+		if (t->hold)
+			return SLUICE_DUNNO;
+		copy = mystrdup(*a.text ? a.text : "triggers HOLD action");
+		free(t->hold_reason);
+		t->hold_reason = copy;
+		t->hold = true;
+		return SLUICE_DUNNO;
+	case AA_DISCARD:
+		t->discard = true;
+		return SLUICE_DISCARD;
+	case AA_DUNNO:
+		return SLUICE_DUNNO;
+	default:
+		break;
+	}
+	msg_warn("sluice_action(): action %s is not available at end of "
+		 "message (FILTER, HOLD, DISCARD, REDIRECT, BCC are); ignored",
+		 a.command);
+	return SLUICE_DUNNO;
+}
+
 int sluice_action(sluice_txn *t, const char *action, const char *name,
 		  const char *reply_class)
 {
@@ -200,6 +279,9 @@ int sluice_action(sluice_txn *t, const char *action, const char *name,
 	char origin[512];
 	int v;
 
+	if ((s->rstate == NULL || rcheck_current_item(c) == NULL)
+	    && filter_running_stage(s) == FS_EOM)
+		return eom_action(s, action);
 	if (rcheck_current_item(c) == NULL) {
 		msg_warn("sluice_action() outside a restriction; ignored");
 		rcheck_set_action_verdict(c, RV_DUNNO);

@@ -58,7 +58,7 @@
 enum rop {
 	OP_CLIENT, OP_HELO, OP_SENDER, OP_UNLISTED_SENDER, OP_RELAY,
 	OP_RECIPIENT, OP_DEFER_IF_PERMIT, OP_UNLISTED_RECIPIENT, OP_DATA,
-	OP_END_OF_DATA, OP_ETRN
+	OP_END_OF_DATA, OP_ETRN, OP_LIST
 };
 #define MAX_OPS 12
 
@@ -102,6 +102,7 @@ struct rcheck {
 	void (*trace)(void *arg, const char *line); void *trace_arg;
 	bool x_done; int x_verdict;     /* rcheck_explain_stage() */
 	char *etrn;                 /* the ETRN domain being checked */
+	const struct restriction_list *xlist;   /* OP_LIST: rcheck_list() */
 };
 
 struct rcheck_state { struct rcheck c; };
@@ -947,6 +948,14 @@ static void op_begin(struct rcheck *c)
 		reset_modifiers(c);
 		begin_list(c, RS_ETRN);
 		break;
+	case OP_LIST:
+		c->dip.active = false;
+		reset_modifiers(c);
+		c->op_ran = true;
+		rcheck_trace(c, "%s:", c->xlist->param);
+		if (c->xlist->n > 0)
+			push(c, c->xlist, NULL);
+		break;
 	}
 }
 
@@ -1106,6 +1115,47 @@ void rcheck_stage(struct smtp_session *s, enum rstage stage,
 	c->depth = 0;
 	plan(c, stage);
 	drive(c);
+}
+
+/* One list outside the stage program (sluice-policyd): evaluated as the
+ * list of `as` (its reply names and classes).  A DEFER_IF_PERMIT or
+ * DEFER_IF_REJECT it raised stays open for rcheck_open_defer(). */
+void rcheck_list(struct smtp_session *s, enum rstage as,
+		 const struct restriction_list *l, rcheck_done_fn done)
+{
+	struct rcheck *c = rcheck_of(s);
+
+	if (c->running)
+		msg_panic("rcheck_list: a stage is already being evaluated");
+	c->running = true;
+	c->done = done;
+	c->stage = as;
+	c->list = as;
+	c->iop = 0;
+	c->op_started = false;
+	c->status = RV_DUNNO;
+	c->warn_level = 0;
+	c->depth = 0;
+	c->xlist = l;
+	c->nops = 0;
+	add_op(c, OP_LIST);
+	drive(c);
+}
+
+bool rcheck_open_defer(struct smtp_session *s, bool permit, int *code,
+		       const char **dsn, const char **text)
+{
+	struct rdefer *d;
+
+	if (s->rstate == NULL)
+		return false;
+	d = permit ? &s->rstate->c.dip : &s->rstate->c.dir;
+	if (!d->active)
+		return false;
+	*code = d->code;
+	*dsn = d->dsn;
+	*text = d->text ? d->text : "";
+	return true;
 }
 
 void rcheck_cancel(struct smtp_session *s)

@@ -73,6 +73,16 @@ int rcheck_server_error(struct rcheck *c);
 /* For `sluice explain` (no socket): trace every restriction to fn. */
 void rcheck_set_trace(struct smtp_session *s,
 		      void (*fn)(void *arg, const char *line), void *arg);
+/* Evaluate the compiled list l alone, as the list of stage `as`;
+ * done(s, verdict) as rcheck_stage's (sluice-policyd's
+ * policyd_restrictions; l outlives the evaluation).  No DEFER_IF_PERMIT
+ * check after it: rcheck_open_defer() says what the list left open
+ * (permit: a DEFER_IF_PERMIT, else a DEFER_IF_REJECT), for a caller that
+ * passes it on; false when nothing. */
+void rcheck_list(struct smtp_session *s, enum rstage as,
+		 const struct restriction_list *l, rcheck_done_fn done);
+bool rcheck_open_defer(struct smtp_session *s, bool permit, int *code,
+		       const char **dsn, const char **text);
 /* The domain of the ETRN command being checked (smtp_commands.c). */
 void rcheck_set_etrn_domain(struct rcheck *c, const char *domain);
 const char *rcheck_etrn_domain(struct rcheck *c);

@@ -16,13 +16,22 @@
  * and fini() in the reverse order, each in the plugin's context (its
  * sluice_log lines carry its name).  This module owns the list of loaded
  * plugins.
+ *
+ * Parameter checks: a plugin may export sluice_plugin_check() (found by
+ * name, so struct sluice_plugin keeps ABI 2's layout).  `sluice check`
+ * runs it for every listed plugin (plugins_check()), a worker before the
+ * plugin's init(); its sluice_param_error() reports become
+ * "FILE:LINE: name: text" diagnostics, or error log lines of that shape
+ * at start-up, and any report refuses the plugin's start.
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -30,6 +39,7 @@
 #include "filter_chain.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "plugin_names.h"
 #include "restriction_int.h"
 
 static struct loaded_plugin *loaded;
@@ -268,16 +278,114 @@ int plugins_register_params(const char *plugin_dir, char **names,
 
 /* ---- worker: load, init, fini ---------------------------------------- */
 
+/* ---- parameter checks (sluice check and start-up) -------------------- */
+
+/* While a plugin's sluice_plugin_check() runs: where its reports go (a
+ * diag under `sluice check`, else the log) and how many it made. */
+static struct diag *param_diag;
+static const char *param_main_path;
+static int param_reports;
+
+void sluice_param_error(const char *name, const char *fmt, ...)
+{
+	const struct config *c = sluice_conf ? sluice_conf->main : NULL;
+	const char *file = NULL;
+	char text[1024];
+	int line = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	param_reports++;
+	if (c != NULL && name != NULL)
+		file = cfg_where(c, name, &line);
+	if (param_diag != NULL)
+		diag_add(param_diag, DIAG_ERROR, file ? file : param_main_path,
+			 line, "%s: %s%s", name ? name : "?", text,
+			 file ? "" : " (the default)");
+	else if (file != NULL)
+		msg_error("%s:%d: %s: %s", file, line, name, text);
+	else
+		msg_error("%s: %s (the default)", name ? name : "?", text);
+}
+
+int sluice_param_one_of(const char *name, const char *words)
+{
+	const char *v = sluice_conf_str(name);
+	size_t n = v ? strlen(v) : 0;
+
+	for (const char *w = words; n && *w; ) {
+		size_t len = strcspn(w, " ");
+
+		if (len == n && strncasecmp(w, v, n) == 0)
+			return 0;
+		w += len;
+		w += strspn(w, " ");
+	}
+	sluice_param_error(name, "unknown value \"%s\"; use one of: %s",
+			   v ? v : "", words);
+	return -1;
+}
+
+/* Run lp's sluice_plugin_check(), if it has one.  The number of reports. */
+static int run_check(const struct loaded_plugin *lp)
+{
+	int (*check)(void);
+	void *sym;
+	int before = param_reports;
+
+	if ((sym = dlsym(lp->handle, "sluice_plugin_check")) == NULL)
+		return 0;
+	*(void **)&check = sym;
+	if (check() != 0 && param_reports == before)
+		sluice_param_error(lp->p->name, "plugin \"%s\": its parameter "
+				   "check failed without saying why", lp->p->name);
+	return param_reports - before;
+}
+
+int plugins_check(struct diag *d, struct sluice_config *sc,
+		  const char *main_path)
+{
+	struct sluice_config *saved = sluice_conf;
+	char **names = plugin_names(sc->main), err[1024];
+	struct loaded_plugin lp;
+	int reports = 0;
+
+	sluice_conf = sc;       /* what sluice_conf_str() reads */
+	param_diag = d;
+	param_main_path = main_path;
+	for (int i = 0; names && names[i]; i++) {
+		if (listed_before(names, i)
+		    || plugin_open(cfg_str(sc->main, "plugin_directory"),
+				   names[i], &lp, err, sizeof err) < 0)
+			continue;   /* reported when the configuration loaded */
+		reports += run_check(&lp);
+		plugin_close(&lp);
+	}
+	param_diag = NULL;
+	sluice_conf = saved;
+	cfg_list_free(names);
+	return reports ? -1 : 0;
+}
+
 static int run_init(int i)
 {
 	struct loaded_plugin *lp = &loaded[i];
 	struct filter_ctx previous;
 	int rc = 0;
 
-	if (lp->p->init == NULL)
-		return 0;
 	previous = filter_ctx_enter((struct filter_ctx){ NULL, i });
-	rc = lp->p->init(&lp->pdata);
+	if (run_check(lp) > 0) {
+		filter_ctx_leave(previous);
+		msg_error("plugin \"%s\" (%s): a parameter has a bad value "
+			  "(logged above); fix it (sluice check shows where) or "
+			  "remove the plugin from sluice_plugins", lp->p->name,
+			  lp->path);
+		return -1;
+	}
+	if (lp->p->init != NULL)
+		rc = lp->p->init(&lp->pdata);
 	filter_ctx_leave(previous);
 	if (rc != 0)
 		msg_error("plugin \"%s\" (%s): init() failed (its reason is "

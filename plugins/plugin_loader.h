@@ -29,7 +29,14 @@ struct loaded_plugin {
  * to d with `file:line` of the sluice_plugins setting when known. */
 int plugins_register_params(const char *plugin_dir, char **names,
 			    struct diag *d, const char *file, int line);
-/* Load and init() every named plugin in this process. 0 or -1 (logged). */
+/* `sluice check`: run every listed plugin's sluice_plugin_check() with
+ * sc as the configuration; its reports go to d as "FILE:LINE: name:
+ * text" (main_path for a defaulted parameter).  0, or -1 if any. */
+struct sluice_config;
+int plugins_check(struct diag *d, struct sluice_config *sc,
+		  const char *main_path);
+/* Load and init() every named plugin in this process (each plugin's
+ * sluice_plugin_check() first, if it has one). 0 or -1 (logged). */
 int plugins_load(const char *plugin_dir, char **names);
 void plugins_unload(void);
 int plugin_count(void);

@@ -27,7 +27,12 @@
  *
  * Versioning: SLUICE_PLUGIN_ABI changes whenever a change could break a
  * built plugin (a struct layout, a function's meaning or signature).
- * Adding a function is not such a change.  `abi` stays the first member
+ * Adding a function is not such a change.  Members are never appended
+ * to struct sluice_plugin within a version: a plugin's descriptor is a
+ * const object of the size it was built with, so the core cannot read a
+ * member past its end.  What a plugin may optionally provide within a
+ * version is an extra exported symbol the loader looks up by name
+ * (sluice_plugin_check, below), absent from plugins built earlier.  `abi` stays the first member
  * of struct sluice_plugin in every version, so any sluice can read it and
  * refuse a plugin of another version by name.
  *
@@ -176,7 +181,18 @@ void sluice_resume(sluice_txn *t, int verdict);
  * address"); `name` is what is quoted in it ("<a@b>", "host[addr]").
  * NULL for either stands for what the list being evaluated checks (the
  * recipient in smtpd_recipient_restrictions, ...).
- * Returns SLUICE_ACTION, to be returned (or passed to sluice_resume). */
+ * Returns SLUICE_ACTION, to be returned (or passed to sluice_resume).
+ *
+ * In an eom hook (outside any restriction) the actions that change the
+ * message may be given too, with the restriction engine's effects:
+ * "FILTER transport:destination" (the content filter the queue manager
+ * delivers to), "HOLD [why]", "DISCARD [why]", "REDIRECT user@domain",
+ * "BCC user@domain"; name and reply_class are unused there.  It then
+ * returns the verdict for the hook to return (SLUICE_DISCARD for
+ * DISCARD, else SLUICE_DUNNO, so the hook may also go on and return its
+ * own); other actions are ignored with a warning (answer with a verdict
+ * instead).  HOLD and DISCARD are logged by the core (END-OF-MESSAGE);
+ * FILTER, REDIRECT and BCC by the plugin, which knows what matched. */
 int sluice_action(sluice_txn *t, const char *action, const char *name,
 		  const char *reply_class);
 
@@ -247,6 +263,48 @@ long long sluice_txn_conf_int(sluice_txn *t, const char *name);
  * check for NULL.  Free the results with free(). */
 void *sluice_calloc(size_t n);                /* n zeroed bytes */
 char *sluice_strdup(const char *s);           /* a copy; "" for NULL */
+
+/* ---- Checking parameter values ----------------------------------------- */
+/* A plugin may export, beside its descriptor, a function named
+ * sluice_plugin_check (declare it with SLUICE_PLUGIN_CHECK):
+ *
+ *     SLUICE_PLUGIN_CHECK
+ *     {
+ *         return sluice_param_one_of("myplugin_mode", "fast safe");
+ *     }
+ *
+ * `sluice check` runs it (so a bad value is found before anything
+ * starts), and every process that loads the plugin runs it before
+ * init().  It may call sluice_conf_str(), sluice_conf_int(),
+ * sluice_param_error() and sluice_param_one_of() only (no session, no
+ * sluice_log).  It returns 0, or non-zero after reporting each bad value
+ * with sluice_param_error(): `sluice check` then prints
+ * "main.cf:LINE: name: text" and exits 1, and a worker refuses to start
+ * the plugin, logging the same lines.  It is found by name (dlsym), not
+ * through struct sluice_plugin, so the descriptor keeps ABI 2's layout
+ * and plugins built without it load as before. */
+#define SLUICE_PLUGIN_CHECK \
+	int sluice_plugin_check(void); \
+	int sluice_plugin_check(void)
+/* Report that main.cf parameter `name` has a bad value: the text says
+ * what is wrong and how to fix it ("unknown value \"x\"; use one of: a
+ * b").  Outside sluice_plugin_check() (in init()) it logs the same
+ * "FILE:LINE: name: text" line as an error. */
+void sluice_param_error(const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* 0 when parameter `name`'s value is one of `words` (space separated,
+ * case-insensitive), else reports it with sluice_param_error() and
+ * returns -1. */
+int sluice_param_one_of(const char *name, const char *words);
+
+/* ---- Lists -------------------------------------------------------------- */
+/* Split a list parameter's value as the core splits its own: items are
+ * separated by commas and whitespace, and a {...} group (with nested
+ * braces) stays one item, so "hash:/a, inline:{ k=v, k2=v2 }" is two
+ * tables.  Returns a NULL-terminated array (never NULL; NULL value gives
+ * an empty list); free it with sluice_list_free(). */
+char **sluice_split_list(const char *value);
+void sluice_list_free(char **list);
 
 /* ---- Logging ---------------------------------------------------------- */
 enum sluice_log_level { SLUICE_LOG_ERR = 0, SLUICE_LOG_WARN, SLUICE_LOG_INFO,

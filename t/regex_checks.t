@@ -156,7 +156,9 @@ is_deeply([sort map { $_->{addr} } @{ $q->{rcpt} }], ['archive@example.net', 'bo
 
 ($code, $text, $id, $log) = send_msg("Subject: x\nX-Filter: 1\n\nhello\n");
 like($log, qr{: regex: filter: header X-Filter: 1$TAIL: smtp:\[127\.0\.0\.1\]:10025\n}, 'filter log line');
-like($log, qr{FILTER smtp:\[127\.0\.0\.1\]:10025: .*not applied}, 'FILTER: says it is not applied yet');
+$q = stored($id);
+is_deeply($q->{rec}{filter}, ['smtp:[127.0.0.1]:10025'], 'FILTER: the queued envelope names the content filter');
+unlike($log, qr{not applied}, 'FILTER: applied, not refused');
 
 # ---- WARN, INFO, DUNNO, OK, unknown ---------------------------------------------
 ($code, $text, $id, $log) = send_msg("Subject: x\nX-Warn: w\nX-Info: i\nX-Dunno: d\nX-Ok: o\nX-Unknown: u\nX-Bad-Prepend: b\n\nwarnline here\n");

@@ -99,17 +99,16 @@ static void append(sluice_txn *t, struct clamav_scan *sc, const void *p, size_t 
 	sc->len += n;
 }
 
-/* A parameter whose value must be one of `words` (space separated). */
-static int check_word(const char *param, const char *words)
+/* The enum-like parameters, checked by `sluice check` and before init()
+ * (sluice_plugin.h: SLUICE_PLUGIN_CHECK). */
+SLUICE_PLUGIN_CHECK
 {
-	const char *v = sluice_conf_str(param);
-	size_t n = v ? strlen(v) : 0;
+	int bad = 0;
 
-	for (const char *w = words; n && (w = strcasestr(w, v)) != NULL; w += n)
-		if ((w == words || w[-1] == ' ') && (w[n] == ' ' || w[n] == 0))
-			return 0;
-	sluice_log(SLUICE_LOG_ERR, "%s = %s: use one of: %s", param, v ? v : "", words);
-	return -1;
+	bad |= sluice_param_one_of("clamav_mode", "libclamav clamd");
+	bad |= sluice_param_one_of("clamav_action", "reject hold discard tag");
+	bad |= sluice_param_one_of("clamav_failure_action", "tempfail accept");
+	return bad;
 }
 
 static int clamav_init(void **pdata)
@@ -117,18 +116,11 @@ static int clamav_init(void **pdata)
 	const char *mode = sluice_conf_str("clamav_mode");
 	char err[512] = "";
 
-	if (check_word("clamav_action", "reject hold discard tag") < 0
-	    || check_word("clamav_failure_action", "tempfail accept") < 0)
-		return -1;
 	if (!strcasecmp(mode, "clamd")) {
 		use_clamd = true;
 		sluice_log(SLUICE_LOG_INFO, "scanning with clamd at %s",
 			   sluice_conf_str("clamav_clamd_socket"));
 		return 0;
-	}
-	if (strcasecmp(mode, "libclamav")) {
-		sluice_log(SLUICE_LOG_ERR, "clamav_mode = %s: use libclamav or clamd", mode);
-		return -1;
 	}
 	if (clamav_engine_load(sluice_conf_str("clamav_database_directory"),
 			       sluice_conf_int("clamav_max_scan_size"),

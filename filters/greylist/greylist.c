@@ -434,50 +434,46 @@ static void greylist_close(sluice_txn *t, void *pdata)
 
 /* ---- set-up ----------------------------------------------------------------- */
 
-/* The next table of a list "a:b, inline:{ k=v, k2=v2 } c:d" (separators
- * are commas and whitespace, except inside braces); its length, 0 at
- * the end.  *p moves past it. */
-static size_t next_table(const char **p, const char **start)
-{
-	const char *s = *p;
-	int depth = 0;
-	size_t n = 0;
-
-	s += strspn(s, ", \t\n");
-	*start = s;
-	while (s[n] && (depth > 0 || strchr(", \t\n", s[n]) == NULL)) {
-		if (s[n] == '{')
-			depth++;
-		else if (s[n] == '}' && depth > 0)
-			depth--;
-		n++;
-	}
-	*p = s + n;
-	return n;
-}
-
+/* The tables of a list "a:b, inline:{ k=v, k2=v2 } c:d", split as the
+ * core splits lists (sluice_split_list: braces respected). */
 static int open_maps(const char *param, sluice_map **maps)
 {
-	const char *v = sluice_conf_str(param), *p = v ? v : "", *start;
-	char spec[2048], err[256];
-	size_t len;
-	int n = 0;
+	char **items = sluice_split_list(sluice_conf_str(param)), err[256];
+	int n = 0, rc = 0;
 
-	while ((len = next_table(&p, &start)) > 0) {
-		if (n >= GL_MAX_MAPS - 1 || len >= sizeof spec) {
-			sluice_log(SLUICE_LOG_ERR, "%s: more than %d tables, or "
-				   "one longer than %zu bytes", param,
-				   GL_MAX_MAPS - 1, sizeof spec - 1);
-			return -1;
+	for (char **spec = items; *spec; spec++) {
+		if (n >= GL_MAX_MAPS - 1) {
+			sluice_log(SLUICE_LOG_ERR, "%s: more than %d tables", param,
+				   GL_MAX_MAPS - 1);
+			rc = -1;
+			break;
 		}
-		memcpy(spec, start, len);
-		spec[len] = 0;
-		if ((maps[n++] = sluice_map_open(spec, err, sizeof err)) == NULL) {
+		if ((maps[n++] = sluice_map_open(*spec, err, sizeof err)) == NULL) {
 			sluice_log(SLUICE_LOG_ERR, "%s: %s", param, err);
-			return -1;
+			rc = -1;
+			break;
 		}
 	}
-	return 0;
+	sluice_list_free(items);
+	return rc;
+}
+
+/* The enum-like parameters, checked by `sluice check` and before init()
+ * (sluice_plugin.h: SLUICE_PLUGIN_CHECK). */
+SLUICE_PLUGIN_CHECK
+{
+	const char *spec = sluice_conf_str("greylist_store");
+	int bad = sluice_param_one_of("greylist_store_failure_action",
+				      "dunno defer");
+
+	if (spec == NULL || (strncmp(spec, "lmdb:", 5) != 0
+			     && strncmp(spec, "redis:", 6) != 0)) {
+		sluice_param_error("greylist_store", "unknown store \"%s\"; use "
+				   "lmdb:/path or redis:host:port[/db]",
+				   spec ? spec : "");
+		bad = -1;
+	}
+	return bad;
 }
 
 static int greylist_init(void **pdata)

@@ -2,8 +2,9 @@
  * rbl_reply.c - the reply to a client, helo name, sender or recipient a
  * DNSBL lists: Postfix's rbl_reject_reply().
  *
- * The template is rbl_reply_maps' value for the restriction's argument
- * as written ("zen.example" or "zen.example=127.0.0.2"), else
+ * The template is rbl_reply_maps' value (its tables split as the core
+ * splits lists, so an inline:{ a=b, c=d } table is one) for the
+ * restriction's argument as written ("zen.example" or "zen.example=127.0.0.2"), else
  * default_rbl_reply ("$rbl_code Service unavailable; $rbl_class
  * [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}").
  * It is expanded with Postfix's $name syntax: $name, ${name},
@@ -200,14 +201,15 @@ static int map_template(sluice_txn *t, const char *key, char *out,
 			size_t outlen)
 {
 	const char *maps = sluice_txn_conf_str(t, "rbl_reply_maps");
-	char *copy, *spec, *save = NULL, err[512];
+	char **list, **item, err[512];
 	const char *value;
 	int found = 0;
 
-	if (maps == NULL || *maps == 0 || (copy = strdup(maps)) == NULL)
+	if (maps == NULL || *maps == 0)
 		return 0;
-	for (spec = strtok_r(copy, ", \t\n", &save); spec && found == 0;
-	     spec = strtok_r(NULL, ", \t\n", &save)) {
+	list = sluice_split_list(maps);     /* inline:{ a=b, c=d } is one */
+	for (item = list; *item && found == 0; item++) {
+		const char *spec = *item;
 		sluice_map *m = sluice_map_open(spec, err, sizeof err);
 
 		if (m == NULL) {
@@ -220,7 +222,7 @@ static int map_template(sluice_txn *t, const char *key, char *out,
 				       key);
 		}
 	}
-	free(copy);
+	sluice_list_free(list);
 	return found;
 }
 

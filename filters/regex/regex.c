@@ -17,8 +17,9 @@
  *   - the effects land at end of message through the ABI only: IGNORE
  *     deletes the header, REPLACE replaces it in place, PREPEND inserts
  *     before it; REDIRECT replaces the recipients, BCC adds one; HOLD
- *     holds the message (hold/).  FILTER is logged but the ABI cannot
- *     set a content filter yet (docs/header-checks.md says so);
+ *     holds the message (hold/); FILTER gives the message its content
+ *     filter (sluice_action() at end of message: the envelope's filter
+ *     record the queue manager honours, as an access action's);
  *   - per-message state starts afresh at DATA and is dropped after the
  *     eom hook, so nothing leaks into the session's next message.
  */
@@ -282,10 +283,12 @@ static int regex_eom(sluice_txn *t, void *pdata)
 		return v;
 	apply_edits(t, st);
 	apply_recipients(t, st);
-	if (st->filter)
-		sluice_txn_log(t, SLUICE_LOG_WARN, "FILTER %s: setting a content "
-			       "filter is not in the plugin ABI yet; not applied",
-			       st->filter);
+	if (st->filter) {
+		char action[600];
+
+		snprintf(action, sizeof action, "FILTER %s", st->filter);
+		sluice_action(t, action, NULL, NULL);
+	}
 	v = SLUICE_DUNNO;
 	if (st->hold) {
 		sluice_reply(t, 0, NULL, "%s", st->hold_text);
