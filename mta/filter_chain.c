@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access_action.h"
 #include "filter_chain.h"
 #include "log.h"
 #include "milter.h"
@@ -222,22 +223,11 @@ struct milter_session *filter_milters(const struct smtp_session *s)
 	return s->frun ? s->frun->milters : NULL;
 }
 
-int filter_wants_content(void)
-{
-	for (int i = 0; i < plugin_count(); i++) {
-		const struct sluice_plugin *p = plugin_at(i)->p;
-
-		if (p->header || p->eoh || p->body)
-			return 1;
-	}
-	return 0;
-}
-
-/* ---- calling one hook ---------------------------------------------- */
-
-static bool has_hook(const struct sluice_plugin *p, enum filter_stage st,
+static bool has_hook(const struct loaded_plugin *lp, enum filter_stage st,
 		     enum content_part part)
 {
+	const struct sluice_plugin *p = lp->p;
+
 	switch (st) {
 	case FS_CONNECT: return p->connect != NULL;
 	case FS_HELO: return p->helo != NULL;
@@ -246,12 +236,30 @@ static bool has_hook(const struct sluice_plugin *p, enum filter_stage st,
 	case FS_DATA: return p->data != NULL;
 	case FS_EOM: return p->eom != NULL;
 	case FS_CONTENT:
+		if (lp->no_content)     /* sluice_no_content() in init() */
+			return false;
 		return part == CP_HEADERS ? p->header != NULL
 			: part == CP_EOH ? p->eoh != NULL
 			: part == CP_BODY ? p->body != NULL : false;
 	}
 	return false;
 }
+
+static bool any_hook(enum filter_stage st, enum content_part part)
+{
+	for (int i = 0; i < plugin_count(); i++)
+		if (has_hook(plugin_at(i), st, part))
+			return true;
+	return false;
+}
+
+int filter_wants_content(void)
+{
+	return any_hook(FS_CONTENT, CP_HEADERS) || any_hook(FS_CONTENT, CP_EOH)
+		|| any_hook(FS_CONTENT, CP_BODY);
+}
+
+/* ---- calling one hook ---------------------------------------------- */
 
 static int invoke(struct smtp_session *s, struct filter_run *fr,
 		  const struct loaded_plugin *lp)
@@ -315,22 +323,6 @@ static int call_hook(struct smtp_session *s, struct filter_run *fr, int i)
 
 /* ---- verdicts and replies ------------------------------------------ */
 
-static bool dsn_valid(const char *d)
-{
-	/* class "." subject "." detail, RFC 3463: 4.7.1, 5.1.10 */
-	int n = 0;
-
-	if ((d[0] != '4' && d[0] != '5') || d[1] != '.')
-		return false;
-	for (d += 2; *d >= '0' && *d <= '9'; d++)
-		n++;
-	if (n < 1 || n > 3 || *d++ != '.')
-		return false;
-	for (n = 0; *d >= '0' && *d <= '9'; d++)
-		n++;
-	return n >= 1 && n <= 3 && *d == 0;
-}
-
 /* Complete the reply of a REJECT or DEFER; returns the verdict that
  * matches the final code. */
 static int complete_reply(struct smtp_session *s, int v, int plugin)
@@ -345,7 +337,8 @@ static int complete_reply(struct smtp_session *s, int v, int plugin)
 	if (code == 0)
 		code = v == SLUICE_REJECT ? 554 : 450;
 	s->reply_code = code;
-	if (!dsn_valid(s->reply_dsn))
+	/* a 4.x.x or 5.x.x RFC 3463 code (4.7.1, 5.1.10), or the default */
+	if (!access_dsn_valid(s->reply_dsn) || s->reply_dsn[0] == '2')
 		strcpy(s->reply_dsn, code >= 500 ? "5.7.1" : "4.7.1");
 	s->reply_dsn[0] = code >= 500 ? '5' : '4';
 	return code >= 500 ? SLUICE_REJECT : SLUICE_DEFER;
@@ -403,14 +396,6 @@ static int take_verdict(struct smtp_session *s, struct filter_run *fr,
 }
 
 /* ---- the content stage's items --------------------------------------- */
-
-static bool any_hook(enum filter_stage st, enum content_part part)
-{
-	for (int i = 0; i < plugin_count(); i++)
-		if (has_hook(plugin_at(i)->p, st, part))
-			return true;
-	return false;
-}
 
 /* Read the body chunk at fr->body_off.  Returns its length (0 at the
  * end), or -1 on a read error. */
@@ -567,7 +552,7 @@ static void drive(struct smtp_session *s, struct filter_run *fr)
 			continue;
 		}
 		i = fr->next++;
-		if (!has_hook(plugin_at(i)->p, fr->stage, fr->part))
+		if (!has_hook(plugin_at(i), fr->stage, fr->part))
 			continue;
 		if ((v = call_hook(s, fr, i)) == SLUICE_PENDING)
 			return;
@@ -600,22 +585,33 @@ static void restrictions_done(struct smtp_session *s, int verdict)
 	drive(s, fr);
 }
 
-void filter_run_stage(struct smtp_session *s, enum filter_stage st,
-		      filter_done_fn done)
+/* What filter_run_stage() and filter_run_milters() both do first. */
+static struct filter_run *stage_begin(struct smtp_session *s,
+				      enum filter_stage st,
+				      filter_done_fn done, const char *caller)
 {
 	struct filter_run *fr = run_of(s);
 
 	if (fr->done)
-		msg_panic("filter_run_stage: %s stage while the %s stage runs",
+		msg_panic("%s: %s stage while the %s stage runs", caller,
 			  stage_names[st], stage_names[fr->stage]);
-	if (fr->closing)
-		msg_panic("filter_run_stage: session is closing");
 	filter_clear_reply(s);
 	fr->stage = st;
 	fr->done = done;
 	fr->milters_ran = false;
 	fr->next = 0;
 	fr->pending = false;
+	return fr;
+}
+
+void filter_run_stage(struct smtp_session *s, enum filter_stage st,
+		      filter_done_fn done)
+{
+	struct filter_run *fr;
+
+	if (s->frun && s->frun->closing)
+		msg_panic("filter_run_stage: session is closing");
+	fr = stage_begin(s, st, done, "filter_run_stage");
 	fr->part = CP_HEADERS;
 	fr->hdr = 0;
 	fr->body_off = -1;
@@ -638,17 +634,9 @@ void filter_run_stage(struct smtp_session *s, enum filter_stage st,
 void filter_run_milters(struct smtp_session *s, enum filter_stage st,
 			filter_done_fn done)
 {
-	struct filter_run *fr = run_of(s);
+	struct filter_run *fr = stage_begin(s, st, done, "filter_run_milters");
 
-	if (fr->done)
-		msg_panic("filter_run_milters: %s stage while the %s stage runs",
-			  stage_names[st], stage_names[fr->stage]);
-	filter_clear_reply(s);
-	fr->stage = st;
-	fr->done = done;
-	fr->milters_ran = false;
 	fr->next = plugin_count();
-	fr->pending = false;
 	finish(s, fr, SLUICE_DUNNO);    /* asks the milters, then `done` */
 }
 

@@ -105,8 +105,9 @@ void filter_note_milter_reply(struct smtp_session *s);
 bool filter_reply_by_milter(const struct smtp_session *s);
 /* The session's milters (NULL before the first stage that asks them). */
 struct milter_session *filter_milters(const struct smtp_session *s);
-/* True when any loaded plugin has a header/eoh/body hook (then the session
- * keeps parsed headers and FS_CONTENT has work to do). */
+/* True when any loaded plugin has a header/eoh/body hook and did not
+ * decline content in init() (sluice_no_content()): only then does
+ * FS_CONTENT have work to do. */
 int filter_wants_content(void);
 
 /* ---- For the worker ---- */

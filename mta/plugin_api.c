@@ -705,6 +705,22 @@ int sluice_job_submit(void (*work)(void *arg), void (*done)(void *arg),
 	return 0;
 }
 
+/* ---- declining content ------------------------------------------------------ */
+
+void sluice_no_content(void)
+{
+	struct loaded_plugin *lp = plugin_in_init();
+
+	if (lp == NULL) {
+		const char *name = running_plugin();
+
+		msg_warn("plugin %s: sluice_no_content() called outside "
+			 "init(); ignored", name ? name : "?");
+		return;
+	}
+	lp->no_content = true;
+}
+
 /* ---- memory ---------------------------------------------------------------- */
 
 void *sluice_calloc(size_t n)

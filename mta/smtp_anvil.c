@@ -22,7 +22,6 @@
  */
 #include "anvil.h"
 #include "config.h"
-#include "inet_addr.h"
 #include "log.h"
 #include "smtp_anvil.h"
 #include "smtp_proto.h"
@@ -61,8 +60,10 @@ bool smtp_anvil_over(struct smtp_session *s, enum anvil_event ev)
 	if (ev < 0 || ev >= ANVIL_EV_COUNT)
 		return false;
 	limit = cfg_int(s->cfg, rate_limits[ev].param);
-	if (limit <= 0 || inet_match_list(s->cfg, "smtpd_client_event_limit_exceptions",
-					  s->client_addr))
+	/* a client in smtpd_client_event_limit_exceptions was not counted
+	 * at connect (smtp_session.c): the list is matched once per
+	 * session there, not again on every MAIL, RCPT and AUTH */
+	if (limit <= 0 || !s->anvil_counted)
 		return false;
 	count = anvil_rate(service, s->client_addr, ev,
 			   cfg_time(s->cfg, "anvil_rate_time_unit"));

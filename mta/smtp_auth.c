@@ -69,23 +69,12 @@ static bool yes(const struct config *c, const char *name)
 	return cfg_lookup_number(c, name, &v) == 0 && v != 0;
 }
 
-static bool keyword_discarded(const struct smtp_session *s)
-{
-	char **list = cfg_list(s->cfg, "smtpd_discard_ehlo_keywords");
-	bool hit = false;
-
-	for (int i = 0; list && list[i] && !hit; i++)
-		hit = strcasecmp(list[i], "AUTH") == 0;
-	cfg_list_free(list);
-	return hit;
-}
-
 /* Postfix's smtpd_sasl_is_active(): enabled, not discarded, and with
  * smtpd_tls_auth_only only under TLS (tls_only tells which failed). */
 static bool auth_active(const struct smtp_session *s, bool *tls_only)
 {
 	*tls_only = false;
-	if (!cfg_bool(s->cfg, "smtpd_sasl_auth_enable") || keyword_discarded(s))
+	if (!cfg_bool(s->cfg, "smtpd_sasl_auth_enable") || smtp_ehlo_keyword_discarded(s, "AUTH"))
 		return false;
 	if (yes(s->cfg, "smtpd_tls_auth_only") && s->tls == NULL) {
 		*tls_only = true;

@@ -171,12 +171,16 @@ static void illegal_address(struct smtp_session *s, const char *cmd,
 
 /* ---- HELO / EHLO ------------------------------------------------------------ */
 
-static bool ehlo_keyword_discarded(struct smtp_session *s, const char *kw)
+bool smtp_ehlo_keyword_discarded(const struct smtp_session *s, const char *kw)
 {
-	char **list = cfg_list(s->cfg, "smtpd_discard_ehlo_keywords");
+	char **list;
 	bool hit = false;
 
-	for (int i = 0; list && list[i] && !hit; i++)
+	/* the default, empty: nothing to split (asked ~10 times per EHLO) */
+	if (*cfg_str(s->cfg, "smtpd_discard_ehlo_keywords") == 0)
+		return false;
+	list = cfg_list(s->cfg, "smtpd_discard_ehlo_keywords");
+	for (int i = 0; list[i] && !hit; i++)
 		hit = strcasecmp(list[i], kw) == 0;
 	cfg_list_free(list);
 	return hit;
@@ -199,26 +203,26 @@ static void ehlo_reply(struct smtp_session *s)
 	}
 
 	snprintf(size, sizeof size, "SIZE %lld", s->lim.message_size_limit);
-	s->pipelining_offered = !ehlo_keyword_discarded(s, "PIPELINING");
+	s->pipelining_offered = !smtp_ehlo_keyword_discarded(s, "PIPELINING");
 	if (s->pipelining_offered)
 		kw[n++] = "PIPELINING";
-	if (!ehlo_keyword_discarded(s, "SIZE"))
+	if (!smtp_ehlo_keyword_discarded(s, "SIZE"))
 		kw[n++] = s->lim.message_size_limit ? size : "SIZE";
-	if (!s->lim.disable_vrfy && !ehlo_keyword_discarded(s, "VRFY"))
+	if (!s->lim.disable_vrfy && !smtp_ehlo_keyword_discarded(s, "VRFY"))
 		kw[n++] = "VRFY";
-	if (smtp_starttls_offered(s) && !ehlo_keyword_discarded(s, "STARTTLS"))
+	if (smtp_starttls_offered(s) && !smtp_ehlo_keyword_discarded(s, "STARTTLS"))
 		kw[n++] = "STARTTLS";
 	smtp_auth_ehlo(s, kw, &n);      /* AUTH (and AUTH=) */
-	if (!ehlo_keyword_discarded(s, "ENHANCEDSTATUSCODES"))
+	if (!smtp_ehlo_keyword_discarded(s, "ENHANCEDSTATUSCODES"))
 		kw[n++] = "ENHANCEDSTATUSCODES";
-	if (!ehlo_keyword_discarded(s, "8BITMIME"))
+	if (!smtp_ehlo_keyword_discarded(s, "8BITMIME"))
 		kw[n++] = "8BITMIME";
-	if (!ehlo_keyword_discarded(s, "DSN"))
+	if (!smtp_ehlo_keyword_discarded(s, "DSN"))
 		kw[n++] = "DSN";
 	if (cfg_bool(s->cfg, "smtputf8_enable")
-	    && !ehlo_keyword_discarded(s, "SMTPUTF8"))
+	    && !smtp_ehlo_keyword_discarded(s, "SMTPUTF8"))
 		kw[n++] = "SMTPUTF8";
-	if (!ehlo_keyword_discarded(s, "CHUNKING"))
+	if (!smtp_ehlo_keyword_discarded(s, "CHUNKING"))
 		kw[n++] = "CHUNKING";
 	smtp_reply_raw(s, "250%c%s", n ? '-' : ' ', smtp_hostname(s));
 	for (int i = 0; i < n; i++)

@@ -37,6 +37,9 @@ void smtp_command(struct smtp_session *s, char *line, size_t len);
 /* End the current transaction: abort a queue file in progress, free the
  * envelope, run reset hooks when `notify_filters`. */
 void smtp_txn_reset(struct smtp_session *s, bool notify_filters);
+/* smtpd_discard_ehlo_keywords names `kw` (case-insensitive): not in the
+ * EHLO reply (and AUTH, STARTTLS not accepted either). */
+bool smtp_ehlo_keyword_discarded(const struct smtp_session *s, const char *kw);
 /* After a connect or HELO stage: keep its DISCARD/HOLD for the session. */
 void smtp_keep_session_decisions(struct smtp_session *s);
 /* Apply the verdict of a filter run at a stage to a reply: fills code,

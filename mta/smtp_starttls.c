@@ -51,18 +51,6 @@ bool smtp_starttls_required(struct smtp_session *s, enum smtp_cmd_id id)
 	return true;
 }
 
-/* smtpd_discard_ehlo_keywords = starttls: not offered, not accepted */
-static bool starttls_discarded(const struct smtp_session *s)
-{
-	char **list = cfg_list(s->cfg, "smtpd_discard_ehlo_keywords");
-	bool hit = false;
-
-	for (int i = 0; list && list[i] && !hit; i++)
-		hit = strcasecmp(list[i], "starttls") == 0;
-	cfg_list_free(list);
-	return hit;
-}
-
 void smtp_cmd_starttls(struct smtp_session *s, char *arg)
 {
 	if (*arg != 0) {
@@ -73,7 +61,9 @@ void smtp_cmd_starttls(struct smtp_session *s, char *arg)
 		smtp_reply(s, "554 5.5.1 Error: TLS already active");
 		return;
 	}
-	if (!smtp_starttls_offered(s) || starttls_discarded(s)) {
+	/* smtpd_discard_ehlo_keywords = starttls: not offered, not accepted */
+	if (!smtp_starttls_offered(s)
+	    || smtp_ehlo_keyword_discarded(s, "STARTTLS")) {
 		smtp_reply(s, "502 5.5.1 Error: command not implemented");
 		return;
 	}

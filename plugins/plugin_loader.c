@@ -276,8 +276,6 @@ int plugins_register_params(const char *plugin_dir, char **names,
 	return ret;
 }
 
-/* ---- worker: load, init, fini ---------------------------------------- */
-
 /* ---- parameter checks (sluice check and start-up) -------------------- */
 
 /* While a plugin's sluice_plugin_check() runs: where its reports go (a
@@ -369,6 +367,16 @@ int plugins_check(struct diag *d, struct sluice_config *sc,
 	return reports ? -1 : 0;
 }
 
+/* ---- worker: load, init, fini ---------------------------------------- */
+
+/* The plugin whose init() runs now, or -1 (plugin_in_init()). */
+static int initialising = -1;
+
+struct loaded_plugin *plugin_in_init(void)
+{
+	return initialising >= 0 ? &loaded[initialising] : NULL;
+}
+
 static int run_init(int i)
 {
 	struct loaded_plugin *lp = &loaded[i];
@@ -384,8 +392,10 @@ static int run_init(int i)
 			  lp->path);
 		return -1;
 	}
+	initialising = i;
 	if (lp->p->init != NULL)
 		rc = lp->p->init(&lp->pdata);
+	initialising = -1;
 	filter_ctx_leave(previous);
 	if (rc != 0)
 		msg_error("plugin \"%s\" (%s): init() failed (its reason is "

@@ -13,6 +13,8 @@
 #ifndef SLUICE_PLUGIN_LOADER_H
 #define SLUICE_PLUGIN_LOADER_H
 
+#include <stdbool.h>
+
 #include "sluice_plugin.h"
 
 struct diag;
@@ -22,6 +24,7 @@ struct loaded_plugin {
 	void *handle;       /* dlopen handle */
 	void *pdata;        /* what init() stored */
 	char *path;
+	bool no_content;    /* init() called sluice_no_content() */
 };
 
 /* dlopen each named plugin, check its ABI, register its parameters with
@@ -41,5 +44,7 @@ int plugins_load(const char *plugin_dir, char **names);
 void plugins_unload(void);
 int plugin_count(void);
 struct loaded_plugin *plugin_at(int i);
+/* The plugin whose init() is running, or NULL (sluice_no_content()). */
+struct loaded_plugin *plugin_in_init(void);
 
 #endif

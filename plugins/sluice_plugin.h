@@ -264,6 +264,16 @@ long long sluice_txn_conf_int(sluice_txn *t, const char *name);
 void *sluice_calloc(size_t n);                /* n zeroed bytes */
 char *sluice_strdup(const char *s);           /* a copy; "" for NULL */
 
+/* ---- Declining the message content ------------------------------------ */
+/* Called from init(): in this process the plugin has nothing to do with
+ * message content (say, no header or body table is configured), so its
+ * header, eoh and body hooks are not called, and when no loaded plugin
+ * wants content the content stage is skipped altogether (no per-message
+ * work for hooks that would only answer SLUICE_DUNNO).  Its other hooks,
+ * eom included, run as before.  Outside init() it logs a warning and does
+ * nothing.  (A function, not a struct member, so ABI 2's layout stays.) */
+void sluice_no_content(void);
+
 /* ---- Checking parameter values ----------------------------------------- */
 /* A plugin may export, beside its descriptor, a function named
  * sluice_plugin_check (declare it with SLUICE_PLUGIN_CHECK):

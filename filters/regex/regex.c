@@ -3,7 +3,8 @@
  * mime_header_checks, nested_header_checks and body_checks, with
  * Postfix's parameter names and defaults (header_checks(5),
  * postconf(5)).  Loaded by default (sluice_builtin_plugins); with no
- * table configured it looks at nothing.
+ * table configured its init() declines the content (sluice_no_content()),
+ * so the core skips the content stage for it.
  *
  * Promises:
  *   - each primary header goes to header_checks (MIME headers -
@@ -57,31 +58,39 @@ sluice_map **regex_tables(enum regex_class cls)
 	return tables[cls];
 }
 
-/* Open every table named in a list ("pcre:/a, regexp:/b"). */
+/* Open every table named in a list ("pcre:/a, regexp:/b"), split as
+ * the core splits its own lists. */
 static int open_tables(enum regex_class cls)
 {
-	const char *list = sluice_conf_str(class_param[cls]);
-	char *copy = regex_strdup(list), *save = NULL, err[512];
+	char **list = sluice_split_list(sluice_conf_str(class_param[cls]));
+	char err[512];
 	int n = 0;
 
-	for (char *w = strtok_r(copy, ", \t\r\n", &save); w;
-	     w = strtok_r(NULL, ", \t\r\n", &save)) {
+	for (int i = 0; list[i]; i++) {
 		sluice_map **nt = realloc(tables[cls], (size_t)(n + 2) * sizeof *nt);
 
 		if (nt == NULL)
 			abort();
 		tables[cls] = nt;
 		err[0] = 0;
-		if ((nt[n] = sluice_map_open(w, err, sizeof err)) == NULL) {
-			sluice_log(SLUICE_LOG_ERR, "%s: %s: %s", class_param[cls], w,
-				   err);
-			free(copy);
+		if ((nt[n] = sluice_map_open(list[i], err, sizeof err)) == NULL) {
+			sluice_log(SLUICE_LOG_ERR, "%s: %s: %s", class_param[cls],
+				   list[i], err);
+			sluice_list_free(list);
 			return -1;
 		}
 		nt[++n] = NULL;
 	}
-	free(copy);
+	sluice_list_free(list);
 	return 0;
+}
+
+static bool any_tables(void)
+{
+	for (int c = RC_HEADER; c <= RC_BODY; c++)
+		if (tables[c] && tables[c][0])
+			return true;
+	return false;
 }
 
 static int regex_init(void **pdata)
@@ -90,6 +99,8 @@ static int regex_init(void **pdata)
 	for (int c = RC_HEADER; c <= RC_BODY; c++)
 		if (open_tables((enum regex_class)c) < 0)
 			return -1;
+	if (!any_tables())
+		sluice_no_content();    /* no table: no per-message work */
 	return 0;
 }
 
@@ -100,14 +111,6 @@ static void regex_fini(void *pdata)
 		free(tables[c]);
 		tables[c] = NULL;
 	}
-}
-
-static bool any_tables(void)
-{
-	for (int c = RC_HEADER; c <= RC_BODY; c++)
-		if (tables[c] && tables[c][0])
-			return true;
-	return false;
 }
 
 /* ---- per-transaction state ------------------------------------------- */
@@ -140,8 +143,7 @@ static struct regex_state *state(sluice_txn *t)
 	struct regex_state *st = sluice_get_data(t);
 
 	if (st == NULL) {
-		if ((st = calloc(1, sizeof *st)) == NULL)
-			abort();
+		st = sluice_calloc(sizeof *st);
 		sluice_set_data(t, st);
 	}
 	return st;
@@ -175,7 +177,7 @@ static void note_header(struct regex_state *st, const char *name)
 			abort();
 		st->hdr_names = n;
 	}
-	st->hdr_names[st->nhdr++] = regex_strdup(name);
+	st->hdr_names[st->nhdr++] = sluice_strdup(name);
 }
 
 static int regex_header(sluice_txn *t, const char *name, const char *value,
@@ -188,12 +190,10 @@ static int regex_header(sluice_txn *t, const char *name, const char *value,
 	int v;
 
 	(void)pdata;
-	if (!any_tables())
-		return SLUICE_DUNNO;
 	st = state(t);
 	note_header(st, name);
 	if (strcasecmp(name, "Content-Type") == 0 && st->top_ctype == NULL)
-		st->top_ctype = regex_strdup(value);
+		st->top_ctype = sluice_strdup(value);
 	if ((line = malloc(len)) == NULL)
 		abort();
 	snprintf(line, len, "%s:%s%s", name, *value ? " " : "", value);
@@ -209,8 +209,6 @@ static int regex_body(sluice_txn *t, const unsigned char *chunk, size_t len,
 	struct regex_state *st;
 
 	(void)pdata;
-	if (!any_tables())
-		return SLUICE_DUNNO;
 	st = state(t);
 	if (st->stop)
 		return SLUICE_DUNNO;
@@ -253,12 +251,10 @@ static void apply_recipients(sluice_txn *t, struct regex_state *st)
 {
 	if (st->redirect) {
 		int n = sluice_recipient_count(t);
-		char **old = calloc((size_t)n + 1, sizeof *old);
+		char **old = sluice_calloc(((size_t)n + 1) * sizeof *old);
 
-		if (old == NULL)
-			abort();
 		for (int i = 0; i < n; i++)
-			old[i] = regex_strdup(sluice_recipient_at(t, i));
+			old[i] = sluice_strdup(sluice_recipient_at(t, i));
 		sluice_rcpt_add(t, st->redirect);
 		for (int i = 0; i < n; i++) {
 			if (strcasecmp(old[i], st->redirect) != 0)

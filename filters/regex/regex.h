@@ -87,6 +87,4 @@ bool regex_is_mime_header(const char *name, size_t len);
 /* The boundary= parameter of a Content-Type value, malloc'd, or NULL. */
 char *regex_boundary(const char *ctype);
 
-char *regex_strdup(const char *s);
-
 #endif

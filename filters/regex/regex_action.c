@@ -30,15 +30,6 @@ static const char *class_map[] = {
 	"body_checks"
 };
 
-char *regex_strdup(const char *s)
-{
-	char *d = strdup(s ? s : "");
-
-	if (d == NULL)
-		abort();
-	return d;
-}
-
 static void add_string(char ***v, int *n, const char *s)
 {
 	char **nv = realloc(*v, (size_t)(*n + 1) * sizeof **v);
@@ -46,7 +37,7 @@ static void add_string(char ***v, int *n, const char *s)
 	if (nv == NULL)
 		abort();
 	*v = nv;
-	nv[(*n)++] = regex_strdup(s);
+	nv[(*n)++] = sluice_strdup(s);
 }
 
 /* cleanup_act_log(): the line about one matched header or body line. */
@@ -138,8 +129,8 @@ static void add_edit(struct regex_state *st, enum regex_edit_kind kind,
 	e->kind = kind;
 	e->pos = pos;
 	e->nth = nth;
-	e->name = regex_strdup(name);
-	e->text = text ? regex_strdup(text) : NULL;
+	e->name = sluice_strdup(name);
+	e->text = text ? sluice_strdup(text) : NULL;
 }
 
 /* IGNORE, REPLACE, PREPEND: only primary headers can be edited through
@@ -192,7 +183,7 @@ static int act_address(sluice_txn *t, struct regex_state *st,
 	}
 	act_log(t, cls, "redirect", line, text);
 	free(st->redirect);
-	st->redirect = regex_strdup(text);
+	st->redirect = sluice_strdup(text);
 	return SLUICE_DUNNO;
 }
 
@@ -210,7 +201,7 @@ static int act_other(sluice_txn *t, struct regex_state *st,
 		if (!st->hold) {
 			act_log(t, cls, "hold", line, text);
 			st->hold = true;
-			st->hold_text = regex_strdup(*text ? text : line);
+			st->hold_text = sluice_strdup(*text ? text : line);
 		}
 		return SLUICE_DUNNO;
 	}
@@ -223,7 +214,7 @@ static int act_other(sluice_txn *t, struct regex_state *st,
 		}
 		act_log(t, cls, "filter", line, text);
 		free(st->filter);
-		st->filter = regex_strdup(text);
+		st->filter = sluice_strdup(text);
 		return SLUICE_DUNNO;
 	}
 	if (!strcasecmp(cmd, "WARN") || !strcasecmp(cmd, "INFO")) {

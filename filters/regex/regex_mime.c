@@ -123,10 +123,8 @@ static void enter_body(struct regex_mime *m, const char *ctype,
 
 struct regex_mime *regex_mime_new(const char *top_content_type)
 {
-	struct regex_mime *m = calloc(1, sizeof *m);
+	struct regex_mime *m = sluice_calloc(sizeof *m);
 
-	if (m == NULL)
-		abort();
 	m->limit = sluice_conf_int("body_checks_size_limit");
 	enter_body(m, top_content_type, false);
 	return m;
@@ -174,7 +172,7 @@ static int flush_header(sluice_txn *t, struct regex_state *st,
 	n = strcspn(m->hdr, ":");
 	if (n == 12 && strncasecmp(m->hdr, "Content-Type", 12) == 0) {
 		free(m->ctype);
-		m->ctype = regex_strdup(m->hdr + 13);
+		m->ctype = sluice_strdup(m->hdr + 13);
 	}
 	v = regex_check(t, st, regex_is_mime_header(m->hdr, n) ? RC_MIME
 			: m->hdr_class, m->hdr, -1, NULL);

@@ -17,6 +17,8 @@
  *   htimer    (header) wait on a timer, then DUNNO
  *   edit      (header, acted on at eom) every kind of edit
  *   dropall   (header, acted on at eom) delete every recipient
+ * init() declines the content (sluice_no_content()) when the environment
+ * variable CHAINTEST_NO_CONTENT names this plugin (or "both").
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,10 +287,21 @@ static void chain_close(sluice_txn *t, void *pdata)
 	sluice_set_data(t, NULL);
 }
 
+static int chain_init(void **pdata)
+{
+	const char *no = getenv("CHAINTEST_NO_CONTENT");
+
+	*pdata = NULL;
+	if (no && (strcmp(no, PLUGIN_NAME) == 0 || strcmp(no, "both") == 0))
+		sluice_no_content();
+	return 0;
+}
+
 SLUICE_PLUGIN_DECLARE = {
 	.abi = SLUICE_PLUGIN_ABI,
 	.name = PLUGIN_NAME,
 	.version = "0",
+	.init = chain_init,
 	.connect = chain_connect,
 	.rcpt = chain_rcpt,
 	.header = chain_header,

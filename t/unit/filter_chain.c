@@ -372,6 +372,47 @@ static void test_content(void)
 	session_free(s);
 }
 
+/* sluice_no_content() in init(): that plugin's content hooks are not
+ * called (its eom still is); when every plugin declines, the content
+ * stage has nothing to do.  Outside init() it is ignored. */
+static void test_no_content(void)
+{
+	char *names[] = { "chain1", "chain2", NULL };
+	struct smtp_session *s;
+
+	plugins_unload();
+	setenv("CHAINTEST_NO_CONTENT", "chain2", 1);
+	ok(plugins_load(dir, names) == 0, "no_content: chain2 declines content");
+	ok(filter_wants_content(), "no_content: chain1 still wants content");
+	s = session_new();
+	make_message(s, " none", 10);
+	events[0] = 0;
+	filter_run_stage(s, FS_CONTENT, done);
+	is_int(last_verdict, SLUICE_DUNNO, "no_content: content completes");
+	is_str(events, "chain1:header Received;chain1:header Subject;"
+	       "chain1:header X-Chain;chain1:eoh;chain1:body 10;",
+	       "no_content: only chain1's content hooks run");
+	events[0] = 0;
+	filter_run_stage(s, FS_EOM, done);
+	ok(strstr(events, "chain1:eom") && strstr(events, "chain2:eom"),
+	   "no_content: both eom hooks still run");
+	session_free(s);
+
+	sluice_no_content();
+	ok(log_has("sluice_no_content() called outside init()")
+	   && !plugin_at(0)->no_content && filter_wants_content(),
+	   "no_content: outside init() it warns and does nothing");
+
+	plugins_unload();
+	setenv("CHAINTEST_NO_CONTENT", "both", 1);
+	ok(plugins_load(dir, names) == 0 && !filter_wants_content(),
+	   "no_content: nobody wants content when both decline");
+	plugins_unload();
+	unsetenv("CHAINTEST_NO_CONTENT");
+	ok(plugins_load(dir, names) == 0 && filter_wants_content(),
+	   "no_content: reloaded without declining, content is wanted again");
+}
+
 static void test_eom_edits(void)
 {
 	struct smtp_session *s = session_new();
@@ -491,6 +532,7 @@ int main(void)
 	test_close_pending();
 	test_content();
 	test_eom_edits();
+	test_no_content();
 	test_example();
 
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
