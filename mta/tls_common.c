@@ -219,12 +219,21 @@ static char *join_excludes(const char *a, const char *b)
 	return s;
 }
 
+/* An empty key file setting means the key is in the certificate file. */
+static char *key_path(const struct config *c, const char *key,
+		      const char *cert_file)
+{
+	if (*key)
+		return tls_path(c, key);
+	return cert_file ? strdup(cert_file) : NULL;
+}
+
 void tls_settings_from_config(struct tls_settings *ts, const struct config *c,
 			      const char *prefix, enum tls_role role,
 			      bool mandatory)
 {
 	char pn[96];
-	const char *v, *key;
+	const char *v;
 
 	memset(ts, 0, sizeof *ts);
 	ts->role = role;
@@ -245,16 +254,14 @@ void tls_settings_from_config(struct tls_settings *ts, const struct config *c,
 		sizeof ts->pname_chain, prefix, "tls_chain_files", ""));
 	ts->cert_file = tls_path(c, lookup(c, ts->pname_cert, sizeof ts->pname_cert,
 					   prefix, "tls_cert_file", ""));
-	key = lookup(c, ts->pname_key, sizeof ts->pname_key, prefix,
-		     "tls_key_file", "");
-	ts->key_file = *key ? tls_path(c, key)
-		: (ts->cert_file ? strdup(ts->cert_file) : NULL);
+	ts->key_file = key_path(c, lookup(c, ts->pname_key, sizeof ts->pname_key,
+					  prefix, "tls_key_file", ""),
+				ts->cert_file);
 	ts->eccert_file = tls_path(c, lookup(c, ts->pname_eccert,
 		sizeof ts->pname_eccert, prefix, "tls_eccert_file", ""));
-	key = lookup(c, ts->pname_eckey, sizeof ts->pname_eckey, prefix,
-		     "tls_eckey_file", "");
-	ts->eckey_file = *key ? tls_path(c, key)
-		: (ts->eccert_file ? strdup(ts->eccert_file) : NULL);
+	ts->eckey_file = key_path(c, lookup(c, ts->pname_eckey,
+		sizeof ts->pname_eckey, prefix, "tls_eckey_file", ""),
+				  ts->eccert_file);
 	ts->CAfile = tls_path(c, lookup(c, ts->pname_CAfile,
 		sizeof ts->pname_CAfile, prefix, "tls_CAfile", ""));
 	ts->CApath = tls_path(c, lookup(c, ts->pname_CApath,

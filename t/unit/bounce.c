@@ -37,6 +37,7 @@
 #include "queue.h"
 #include "tap.h"
 #include "config_fixture.h"
+#include "dir_fixture.h"
 
 /* ---- fixtures ---- */
 
@@ -100,17 +101,9 @@ static bool logged_notice(const char *qid, const char *what, const char *id)
 static int count_incoming(void)
 {
 	char path[512];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
 
 	snprintf(path, sizeof path, "%s/incoming", qdir);
-	if ((d = opendir(path)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
+	return dir_entries(path, NULL, 0);
 }
 
 /* ---- originals ---- */

@@ -166,6 +166,18 @@ static void result_free(struct result *res)
 	delivery_clear(&res->req);
 }
 
+/* One delivery to rcpt, its result checked with is_result(), freed. */
+static void local_is(struct config *cfg, const char *rcpt, const char *headers,
+		     int status, const char *dsn, const char *text,
+		     const char *name)
+{
+	struct result res;
+
+	local1(cfg, rcpt, headers, &res);
+	is_result(&res.r[0], status, dsn, text, name);
+	result_free(&res);
+}
+
 /* ---- mailboxes (root only) ---- */
 
 static void test_mbox(struct config *cfg)
@@ -233,10 +245,9 @@ static void test_mbox_locks(struct config *cfg)
 	result_free(&res);
 	close(fd);
 	write_file(lock, "", 0600);
-	local1(cfg, rcpt, NULL, &res);
-	is_result(&res.r[0], 4, "4.2.0", "unable to create lock file",
-		  "a dot-locked mailbox defers");
-	result_free(&res);
+	local_is(cfg, rcpt, NULL,
+		 4, "4.2.0", "unable to create lock file",
+		 "a dot-locked mailbox defers");
 	ok(access(lock, F_OK) == 0, "someone else's dot-lock is left alone");
 	unlink(lock);
 	stat(box, &after);
@@ -252,33 +263,28 @@ static void test_mbox_limits(void)
 				  "message_size_limit = 0\n");
 	struct config *strict = conf("strict", "");
 	char *box = path_of("%s/spool/%s", tmp, user);
-	struct result res;
 	struct stat before, after;
 	char rcpt[100];
 
 	snprintf(rcpt, sizeof rcpt, "%s@example.test", user);
 	stat(box, &before);
-	local1(cfg, rcpt, NULL, &res);
-	is_result(&res.r[0], 5, "5.2.2", "mailbox full",
-		  "over mailbox_size_limit bounces");
-	result_free(&res);
+	local_is(cfg, rcpt, NULL,
+		 5, "5.2.2", "mailbox full",
+		 "over mailbox_size_limit bounces");
 	stat(box, &after);
 	ok(after.st_size == before.st_size, "and leaves the mailbox as it was");
-	local1(bad, rcpt, NULL, &res);
-	is_result(&res.r[0], 4, "4.3.5", "mail system configuration error",
-		  "mailbox_size_limit below message_size_limit defers (Postfix's configuration error)");
-	result_free(&res);
-	local1(unl, rcpt, NULL, &res);
-	is_result(&res.r[0], 4, "4.3.5", "mail system configuration error",
-		  "... and so does a limited mailbox with message_size_limit = 0");
-	result_free(&res);
+	local_is(bad, rcpt, NULL,
+		 4, "4.3.5", "mail system configuration error",
+		 "mailbox_size_limit below message_size_limit defers (Postfix's configuration error)");
+	local_is(unl, rcpt, NULL,
+		 4, "4.3.5", "mail system configuration error",
+		 "... and so does a limited mailbox with message_size_limit = 0");
 	stat(box, &after);
 	ok(after.st_size == before.st_size, "... leaving the mailbox alone");
 	if (chown(box, 0, 0) == 0) {
-		local1(strict, rcpt, NULL, &res);
-		is_result(&res.r[0], 4, "4.2.0", "strict_mailbox_ownership",
-			  "a mailbox owned by someone else defers");
-		result_free(&res);
+		local_is(strict, rcpt, NULL,
+			 4, "4.2.0", "strict_mailbox_ownership",
+			 "a mailbox owned by someone else defers");
 		chown(box, upw.pw_uid, upw.pw_gid);
 	}
 }
@@ -288,16 +294,14 @@ static void test_maildir(void)
 	struct config *cfg = conf("maildir", "home_mailbox = Maildir/\n");
 	char *newdir = path_of("%s/home/Maildir/new", tmp);
 	char rcpt[100], file[900], *text = NULL;
-	struct result res;
 	struct dirent *e;
 	struct stat st;
 	int n = 0;
 	DIR *dir;
 
 	snprintf(rcpt, sizeof rcpt, "%s+ext@Example.Test", user);
-	local1(cfg, rcpt, NULL, &res);
-	is_result(&res.r[0], 2, "2.0.0", "delivered to maildir", "maildir delivery");
-	result_free(&res);
+	local_is(cfg, rcpt, NULL,
+		 2, "2.0.0", "delivered to maildir", "maildir delivery");
 	if ((dir = opendir(newdir)) != NULL) {
 		while ((e = readdir(dir)) != NULL)
 			if (e->d_name[0] != '.') {
@@ -329,7 +333,6 @@ static void test_forward_file(struct config *cfg)
 	char *fwd = path_of("%s/home/.forward", tmp);
 	char *out = path_of("%s/out/fwd.out", tmp);
 	char text[600], rcpt[100];
-	struct result res;
 	struct stat st;
 
 	snprintf(text, sizeof text, "# a comment\n\\%s, \"|cat > %s\"\n", user,
@@ -337,10 +340,9 @@ static void test_forward_file(struct config *cfg)
 	write_file(fwd, text, 0644);
 	chown(fwd, upw.pw_uid, upw.pw_gid);
 	snprintf(rcpt, sizeof rcpt, "%s@example.test", user);
-	local1(cfg, rcpt, NULL, &res);
-	is_result(&res.r[0], 2, "2.0.0", "2 destinations",
-		  ".forward: mailbox and command");
-	result_free(&res);
+	local_is(cfg, rcpt, NULL,
+		 2, "2.0.0", "2 destinations",
+		 ".forward: mailbox and command");
 	ok(stat(out, &st) == 0 && st.st_uid == upw.pw_uid,
 	   "the .forward command ran as the user");
 	ok(slurp(out) && strstr(slurp(out), "Subject: test\n"),
@@ -352,36 +354,30 @@ static void test_forward_file(struct config *cfg)
 
 static void test_unknown(struct config *cfg)
 {
-	struct result res;
 
-	local1(cfg, "nosuchuser@example.test", NULL, &res);
-	is_result(&res.r[0], 5, "5.1.1", "unknown user: \"nosuchuser\"",
-		  "an unknown user bounces");
-	result_free(&res);
+	local_is(cfg, "nosuchuser@example.test", NULL,
+		 5, "5.1.1", "unknown user: \"nosuchuser\"",
+		 "an unknown user bounces");
 }
 
 static void test_loop(struct config *cfg)
 {
 	char headers[400];
-	struct result res;
 
 	snprintf(headers, sizeof headers,
 		 "Delivered-To: Someone@Example.Test\n%s", std_headers);
-	local1(cfg, "someone@example.test", headers, &res);
-	is_result(&res.r[0], 5, "5.4.6", "mail forwarding loop for someone@example.test",
-		  "a message with our Delivered-To: bounces");
-	result_free(&res);
+	local_is(cfg, "someone@example.test", headers,
+		 5, "5.4.6", "mail forwarding loop for someone@example.test",
+		 "a message with our Delivered-To: bounces");
 }
 
 static void test_alias_file(struct config *cfg)
 {
 	char *out = path_of("%s/out/file.mbox", tmp);
-	struct result res;
 	char *text;
 
-	local1(cfg, "tofile@example.test", NULL, &res);
-	is_result(&res.r[0], 2, "2.0.0", "delivered to file:", "alias to /file");
-	result_free(&res);
+	local_is(cfg, "tofile@example.test", NULL,
+		 2, "2.0.0", "delivered to file:", "alias to /file");
 	text = slurp(out);
 	ok(text && strncmp(text, "From sender@remote.test  ", 25) == 0,
 	   "the file gets an mbox message");
@@ -402,10 +398,9 @@ static void test_alias_commands(struct config *cfg)
 	struct result res;
 	char *text;
 
-	local1(cfg, "tocmd@example.test", NULL, &res);
-	is_result(&res.r[0], 2, "2.0.0", "delivered to command: cat >",
-		  "alias to |command");
-	result_free(&res);
+	local_is(cfg, "tocmd@example.test", NULL,
+		 2, "2.0.0", "delivered to command: cat >",
+		 "alias to |command");
 	text = slurp(out);
 	ok(text && strncmp(text, "From sender@remote.test  ", 25) == 0,
 	   "the command gets the From_ line");
@@ -413,19 +408,17 @@ static void test_alias_commands(struct config *cfg)
 	   "and Delivered-To:");
 	ok(text && strstr(text, "\nFrom the start of a line\n"),
 	   "and the message unquoted");
-	local1(cfg, "tempfail@example.test", NULL, &res);
-	is_result(&res.r[0], 4, "4.3.0", "Command died with status 75",
-		  "exit 75 defers");
-	result_free(&res);
+	local_is(cfg, "tempfail@example.test", NULL,
+		 4, "4.3.0", "Command died with status 75",
+		 "exit 75 defers");
 	local1(cfg, "fails@example.test", NULL, &res);
 	is_result(&res.r[0], 5, "5.3.0",
 		  "Command died with status 1: \"echo no such mailbox here; exit 1\". Command output: no such mailbox here",
 		  "exit 1 bounces with the output");
 	result_free(&res);
-	local1(cfg, "nouser@example.test", NULL, &res);
-	is_result(&res.r[0], 5, "5.1.1", "Command died with status 67",
-		  "exit 67 (EX_NOUSER) bounces with 5.1.1");
-	result_free(&res);
+	local_is(cfg, "nouser@example.test", NULL,
+		 5, "5.1.1", "Command died with status 67",
+		 "exit 67 (EX_NOUSER) bounces with 5.1.1");
 }
 
 static void test_time_limit(void)
@@ -498,42 +491,36 @@ static void test_alias_expansion(struct config *cfg)
 	ok(slurp(path_of("%s/out/nested.mbox", tmp)) != NULL,
 	   "the nested alias delivered to its file");
 
-	local1(cfg, "loop1@example.test", NULL, &res);
-	is_result(&res.r[0], 5, "5.4.6", "mail forwarding loop",
-		  "aliases that only name each other bounce");
-	result_free(&res);
-	local1(cfg, "inc@example.test", NULL, &res);
-	is_result(&res.r[0], 5, "5.7.1", "mail to file is restricted",
-		  "a /file in an :include: file needs allow_mail_to_files include");
-	result_free(&res);
+	local_is(cfg, "loop1@example.test", NULL,
+		 5, "5.4.6", "mail forwarding loop",
+		 "aliases that only name each other bounce");
+	local_is(cfg, "inc@example.test", NULL,
+		 5, "5.7.1", "mail to file is restricted",
+		 "a /file in an :include: file needs allow_mail_to_files include");
 	ok(slurp(path_of("%s/out/inc.mbox", tmp)) == NULL,
 	   "nothing was delivered");
-	local1(conf("incfiles", "allow_mail_to_files = alias, forward, include\n"),
-	       "inc@example.test", NULL, &res);
-	is_result(&res.r[0], 2, "2.0.0", "2 destinations",
-		  ":include: file with an alias and a /file");
-	result_free(&res);
+	local_is(conf("incfiles", "allow_mail_to_files = alias, forward, include\n"),
+		 "inc@example.test", NULL,
+		 2, "2.0.0", "2 destinations",
+		 ":include: file with an alias and a /file");
 	ok(slurp(path_of("%s/out/inc.mbox", tmp)) != NULL,
 	   "the included file destination was delivered");
 	ok(slurp(path_of("%s/out/nested.mbox", tmp))
 	   && strstr(slurp(path_of("%s/out/nested.mbox", tmp)),
 		     "Delivered-To: inc@example.test\n"),
 	   "the alias named in it too, with Delivered-To: the recipient");
-	local1(cfg, "nocmd@example.test", NULL, &res);
-	is_result(&res.r[0], 5, "5.7.1", "mail to command is restricted",
-		  "a command in an :include: file needs allow_mail_to_commands include");
-	result_free(&res);
+	local_is(cfg, "nocmd@example.test", NULL,
+		 5, "5.7.1", "mail to command is restricted",
+		 "a command in an :include: file needs allow_mail_to_commands include");
 }
 
 static void test_extension_alias(struct config *cfg)
 {
-	struct result res;
 
 	unlink(path_of("%s/out/file.mbox", tmp));
-	local1(cfg, "tofile+foo@example.test", NULL, &res);
-	is_result(&res.r[0], 2, "2.0.0", "delivered to file:",
-		  "user+ext falls back to the alias of user");
-	result_free(&res);
+	local_is(cfg, "tofile+foo@example.test", NULL,
+		 2, "2.0.0", "delivered to file:",
+		 "user+ext falls back to the alias of user");
 	ok(slurp(path_of("%s/out/file.mbox", tmp))
 	   && strstr(slurp(path_of("%s/out/file.mbox", tmp)),
 		     "Delivered-To: tofile+foo@example.test"),

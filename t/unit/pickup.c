@@ -31,6 +31,7 @@
 #include "queue.h"
 #include "queue_reason.h"
 #include "tap.h"
+#include "dir_fixture.h"
 
 static char tmp[256], qdir[300], logpath[300];
 static struct sluice_config *sc;
@@ -111,17 +112,9 @@ static char *slurp(const char *path, size_t *lenp)
 static int count_files(const char *sub)
 {
 	char path[400];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
 
 	snprintf(path, sizeof path, "%s/%s", qdir, sub);
-	if ((d = opendir(path)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
+	return dir_entries(path, NULL, 0);
 }
 
 /* The oldest queue file in incoming/ (the smallest ID): its name in id. */

@@ -43,6 +43,7 @@
 #include "queue.h"
 #include "smtp_client.h"
 #include "tap.h"
+#include "dir_fixture.h"
 
 #define MYHOST "client.sluice.test"
 
@@ -233,19 +234,11 @@ static char *slurp(const char *path)
 /* The one dump file in dir (NULL if none); *count says how many. */
 static char *read_dump(const char *dir, int *count)
 {
-	char path[600] = "";
-	struct dirent *de;
-	DIR *d = opendir(dir);
+	char path[600];
+	int n = dir_entries(dir, path, sizeof path);
 
-	*count = 0;
-	while (d && (de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.') {
-			(*count)++;
-			snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-		}
-	if (d)
-		closedir(d);
-	return *count ? slurp(path) : NULL;
+	*count = n > 0 ? n : 0;
+	return n > 0 ? slurp(path) : NULL;
 }
 
 /* ---- the scripted server ---------------------------------------------- */
@@ -704,7 +697,6 @@ static void test_sink_delivery(void)
 	CHECK(result(&r, 0, 2, "2.0.0", "250 2.0.0 Ok") && result(&r, 1, 2,
 	      "2.0.0", "250 2.0.0 Ok"), &r, "smtp-sink: both recipients "
 	      "delivered with the server's reply as text");
-	snprintf(dir + strlen(dir), 40, "%s", "");
 	snprintf(hop, sizeof hop, "127.0.0.1[127.0.0.1]:%d", port);
 	is_str(r.req.relay, hop, "relay= is host[addr]:port");
 	ok(timerisset(&r.req.t_conn) && timerisset(&r.req.t_done)
@@ -758,16 +750,16 @@ static void test_loop(void)
 {
 	const char *rcpts[] = { "bob@example.net", NULL };
 	const char *ips[] = { "127.0.0.1", NULL };
-	char hop[64], want[200];
+	char want[200];
 	int port = free_port(ips, false);
 	struct msg m;
 	struct run r;
 	pid_t sink = sink_start("127.0.0.1", port, NULL, "-h", MYHOST);
 
 	make_msg(&m, CONTENT, rcpts, false);
-	snprintf(hop, sizeof hop, "[127.0.0.1]:%d", port);
-	deliver(&r, &m, cfg, "smtp", hop);
-	snprintf(want, sizeof want, "mail for %s loops back to myself", hop);
+	deliver(&r, &m, cfg, "smtp", hop_of(port));
+	snprintf(want, sizeof want, "mail for %s loops back to myself",
+		 hop_of(port));
 	CHECK(result(&r, 0, 5, "5.4.6", want), &r,
 	      "a server greeting with our myhostname: 5.4.6 loops back to myself");
 	finish(&r, &m, sink);
@@ -1146,7 +1138,7 @@ static void test_reuse(void)
 {
 	const char *rcpts[] = { "bob@example.net", NULL };
 	struct mini mm = { "220 mini.test ESMTP", NULL, false, NULL };
-	char log[400], hop[64];
+	char log[400];
 	struct msg m;
 	struct run r1, r2;
 	int port;
@@ -1155,9 +1147,8 @@ static void test_reuse(void)
 
 	pid = mini_logged(&mm, log, sizeof log, "mini5.log", &port);
 	make_msg(&m, CONTENT, rcpts, false);
-	snprintf(hop, sizeof hop, "[127.0.0.1]:%d", port);
-	deliver(&r1, &m, cfg_reuse, "smtp", hop);
-	deliver(&r2, &m, cfg_reuse, "smtp", hop);
+	deliver(&r1, &m, cfg_reuse, "smtp", hop_of(port));
+	deliver(&r2, &m, cfg_reuse, "smtp", hop_of(port));
 	CHECK(result(&r1, 0, 2, "2.0.0", "250") && result(&r2, 0, 2, "2.0.0", "250"),
 	      &r2, "two deliveries to one next hop");
 	t = slurp(log);
@@ -1179,7 +1170,7 @@ static void test_stale_reuse(void)
 {
 	const char *rcpts[] = { "bob@example.net", NULL };
 	struct mini mm = { "220 mini.test ESMTP", NULL, false, NULL };
-	char log[400], hop[64];
+	char log[400];
 	struct msg m;
 	struct run r1, r2;
 	int port;
@@ -1188,11 +1179,10 @@ static void test_stale_reuse(void)
 
 	pid = mini_logged(&mm, log, sizeof log, "mini6.log", &port);
 	make_msg(&m, CONTENT, rcpts, false);
-	snprintf(hop, sizeof hop, "[127.0.0.1]:%d", port);
-	deliver(&r1, &m, cfg_reuse, "smtp", hop);
+	deliver(&r1, &m, cfg_reuse, "smtp", hop_of(port));
 	stop(pid);              /* the cached connection's server is gone */
 	pid = mini_start(tcp_socket("127.0.0.1", port, SOCK_STREAM), &mm);
-	deliver(&r2, &m, cfg_reuse, "smtp", hop);
+	deliver(&r2, &m, cfg_reuse, "smtp", hop_of(port));
 	CHECK(result(&r1, 0, 2, "2.0.0", "250") && result(&r2, 0, 2, "2.0.0", "250"),
 	      &r2, "a dead cached connection: the next delivery connects afresh");
 	t = slurp(log);

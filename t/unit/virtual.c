@@ -38,6 +38,7 @@
 #include "queue.h"
 #include "tap.h"
 #include "local_fixture.h"
+#include "dir_fixture.h"
 
 #define TEST_UID	54321   /* as root: an id without an account */
 
@@ -51,19 +52,8 @@ static gid_t vgid;
 static char *only_file(const char *dir)
 {
 	static char file[900];
-	struct dirent *e;
-	int n = 0;
-	DIR *d = opendir(dir);
 
-	if (d == NULL)
-		return NULL;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.') {
-			n++;
-			snprintf(file, sizeof file, "%s/%s", dir, e->d_name);
-		}
-	closedir(d);
-	return n == 1 ? file : NULL;
+	return dir_entries(dir, file, sizeof file) == 1 ? file : NULL;
 }
 
 /* ---- configuration ---- */
@@ -139,6 +129,18 @@ static void run1(struct config *cfg, const char *rcpt, const char *headers,
 	run(cfg, headers, rcpts, 1, res);
 }
 
+/* One delivery to rcpt, its result checked with is_result(), cleared. */
+static void run_is(struct config *cfg, const char *rcpt, const char *headers,
+		   int status, const char *dsn, const char *text,
+		   const char *name)
+{
+	struct result res;
+
+	run1(cfg, rcpt, headers, &res);
+	is_result(&res.r[0], status, dsn, text, name);
+	delivery_clear(&res.req);
+}
+
 
 /* ---- tests ---- */
 
@@ -181,10 +183,9 @@ static void test_mbox(struct config *cfg)
 	struct stat st;
 	char *text;
 
-	run1(cfg, "ann@virt.test", NULL, &res);
-	is_result(&res.r[0], 2, "2.0.0", "delivered to mailbox",
-		  "mbox delivery (no trailing /)");
-	delivery_clear(&res.req);
+	run_is(cfg, "ann@virt.test", NULL,
+	       2, "2.0.0", "delivered to mailbox",
+	       "mbox delivery (no trailing /)");
 	text = slurp(box);
 	ok(text && strncmp(text, "From sender@remote.test  ", 25) == 0,
 	   "it starts with the From_ line");
@@ -234,25 +235,21 @@ static void test_refused(struct config *cfg)
 {
 	struct config *zero = conf("zero", "virtual_minimum_uid = 0\n");
 	char headers[400];
-	struct result res;
 	struct stat st;
 
-	run1(cfg, "low@virt.test", NULL, &res);
-	is_result(&res.r[0], 4, "4.3.5", "mail system configuration error",
-		  "a uid below virtual_minimum_uid defers");
-	delivery_clear(&res.req);
-	run1(zero, "root@virt.test", NULL, &res);
-	is_result(&res.r[0], 4, "4.3.5", "mail system configuration error",
-		  "uid 0 defers even with virtual_minimum_uid = 0");
-	delivery_clear(&res.req);
+	run_is(cfg, "low@virt.test", NULL,
+	       4, "4.3.5", "mail system configuration error",
+	       "a uid below virtual_minimum_uid defers");
+	run_is(zero, "root@virt.test", NULL,
+	       4, "4.3.5", "mail system configuration error",
+	       "uid 0 defers even with virtual_minimum_uid = 0");
 	ok(stat(path_of("%s/virt.test/root", base_dir), &st) < 0,
 	   "and nothing was written");
 	snprintf(headers, sizeof headers, "Delivered-To: BOB@virt.test\n%s",
 		 std_headers);
-	run1(cfg, "bob@virt.test", headers, &res);
-	is_result(&res.r[0], 5, "5.4.6", "mail forwarding loop for bob@virt.test",
-		  "a message with the recipient's Delivered-To: bounces");
-	delivery_clear(&res.req);
+	run_is(cfg, "bob@virt.test", headers,
+	       5, "5.4.6", "mail forwarding loop for bob@virt.test",
+	       "a message with the recipient's Delivered-To: bounces");
 }
 
 static void test_limits(void)
@@ -263,28 +260,23 @@ static void test_limits(void)
 				    "message_size_limit = 100\n");
 	struct config *bad = conf("badlimit", "virtual_mailbox_limit = 100\n");
 	char *box = path_of("%s/virt.test/ann", base_dir);
-	struct result res;
 	struct stat before, after;
 
 	stat(box, &before);
-	run1(small, "ann@virt.test", NULL, &res);
-	is_result(&res.r[0], 5, "5.2.2", "virtual_mailbox_limit",
-		  "over virtual_mailbox_limit an mbox bounces");
-	delivery_clear(&res.req);
+	run_is(small, "ann@virt.test", NULL,
+	       5, "5.2.2", "virtual_mailbox_limit",
+	       "over virtual_mailbox_limit an mbox bounces");
 	stat(box, &after);
 	ok(after.st_size == before.st_size, "and is left as it was");
-	run1(small, "bob@virt.test", NULL, &res);
-	is_result(&res.r[0], 5, "5.2.2", "virtual_mailbox_limit",
-		  "a message over virtual_mailbox_limit bounces from a maildir");
-	delivery_clear(&res.req);
-	run1(bad, "bob@virt.test", NULL, &res);
-	is_result(&res.r[0], 4, "4.3.5", "mail system configuration error",
-		  "virtual_mailbox_limit below message_size_limit defers (Postfix's configuration error)");
-	delivery_clear(&res.req);
-	run1(local, "ann@virt.test", NULL, &res);
-	is_result(&res.r[0], 2, "2.0.0", "delivered to mailbox",
-		  "mailbox_size_limit (local's) does not apply");
-	delivery_clear(&res.req);
+	run_is(small, "bob@virt.test", NULL,
+	       5, "5.2.2", "virtual_mailbox_limit",
+	       "a message over virtual_mailbox_limit bounces from a maildir");
+	run_is(bad, "bob@virt.test", NULL,
+	       4, "4.3.5", "mail system configuration error",
+	       "virtual_mailbox_limit below message_size_limit defers (Postfix's configuration error)");
+	run_is(local, "ann@virt.test", NULL,
+	       2, "2.0.0", "delivered to mailbox",
+	       "mailbox_size_limit (local's) does not apply");
 }
 
 static void test_locks(void)
@@ -304,16 +296,14 @@ static void test_locks(void)
 		  "virtual_mailbox_lock = fcntl: a locked mailbox defers");
 	ok(res.secs >= 0.9, "after waiting deliver_lock_delay (%.1fs)", res.secs);
 	delivery_clear(&res.req);
-	run1(dot_only, "ann@virt.test", NULL, &res);
-	is_result(&res.r[0], 2, "2.0.0", "delivered to mailbox",
-		  "virtual_mailbox_lock = dotlock ignores the fcntl lock");
-	delivery_clear(&res.req);
+	run_is(dot_only, "ann@virt.test", NULL,
+	       2, "2.0.0", "delivered to mailbox",
+	       "virtual_mailbox_lock = dotlock ignores the fcntl lock");
 	close(fd);
 	write_file(path_of("%s.lock", box), "", 0600);
-	run1(dot_only, "ann@virt.test", NULL, &res);
-	is_result(&res.r[0], 4, "4.2.0", "unable to create lock file",
-		  "and defers on someone else's dot-lock");
-	delivery_clear(&res.req);
+	run_is(dot_only, "ann@virt.test", NULL,
+	       4, "4.2.0", "unable to create lock file",
+	       "and defers on someone else's dot-lock");
 	unlink(path_of("%s.lock", box));
 }
 
