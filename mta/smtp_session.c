@@ -611,6 +611,7 @@ static bool over_connection_limit(struct smtp_session *s)
 	if (inet_match_list(s->cfg, "smtpd_client_event_limit_exceptions",
 			    s->client_addr))
 		return false;
+	/* counted, hence not exempt: smtp_anvil_over() relies on it */
 	s->anvil_counted = true;
 	count = anvil_connect(s->client_addr);
 	if (limit > 0 && count > limit)

@@ -19,7 +19,7 @@ use PostfixPeer;
 use SluiceTest;
 
 my $why = PostfixPeer->unavailable;
-plan skip_all => $why if $why;
+BAIL_OUT($why) if $why;
 
 my $pf = PostfixPeer->new;
 my $tables = $pf->top . '/tables';

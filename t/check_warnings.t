@@ -12,7 +12,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use SluiceConf qw(conf_dir run_sluice spew $SLUICE $CLEAN_MAIN);
 
-plan skip_all => "$SLUICE is not built" unless -x $SLUICE;
+BAIL_OUT("$SLUICE is not built") unless -x $SLUICE;
 
 my $M = $CLEAN_MAIN;    # two lines: queue_directory, mail_owner
 my $ACCESS = "sluice_plugins = access\nplugin_directory = $SluiceConf::ROOT/build/plugins\n";

@@ -16,14 +16,12 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use IO::Compress::Zip qw(zip $ZipError);
-use MIME::Base64 qw(encode_base64);
 use Test::More;
 use MilterPeers;
 use SluiceTest;
 
 my $why = MilterPeers::Clamd->unavailable;
-plan skip_all => $why if $why;
+BAIL_OUT($why) if $why;
 
 # MilterPeers' clamd, listening on a TCP port as well as its unix socket.
 package ClamdTcp {
@@ -40,19 +38,8 @@ package ClamdTcp {
 my $clamd = ClamdTcp->new(tcp_port => SluiceTest::free_port())->start;
 my $UNOFFICIAL = qr/\.UNOFFICIAL/;   # names from an unsigned database
 
-my $zipped;
-zip(\MilterPeers::eicar() => \$zipped, Name => 'eicar.com') or die "zip: $ZipError";
 my %msg = (
-	clean => "From: sender\@example.org\nTo: rcpt\@example.net\nSubject: clean\n\nNothing to see here.\n",
-	eicar => "From: sender\@example.org\nTo: rcpt\@example.net\nSubject: eicar\n\n"
-		 . MilterPeers::eicar() . "\n",
-	zip => join("\n", 'From: sender@example.org', 'To: rcpt@example.net',
-		    'Subject: zip', 'MIME-Version: 1.0',
-		    'Content-Type: multipart/mixed; boundary="b-sluice"', '',
-		    '--b-sluice', 'Content-Type: text/plain', '', 'See the attachment.', '',
-		    '--b-sluice', 'Content-Type: application/zip; name="a.zip"',
-		    'Content-Transfer-Encoding: base64', '',
-		    encode_base64($zipped) . '--b-sluice--', ''),
+	MilterPeers::virus_messages(),
 	custom => "From: sender\@example.org\nSubject: custom\n\nit holds $MilterPeers::Clamd::CUSTOM_STRING\n",
 );
 
@@ -67,11 +54,7 @@ my $t = SluiceTest->new(main => {
 sub send_msg {
 	my ($name) = @_;
 	my $c = SluiceTest::Client->new(port => $t->port) or return (undef, "connect: $!");
-	my ($code, $text) = $c->hello('client.example');
-	return ($code, $text) unless defined $code && $code eq '250';
-	($code, $text) = $c->transaction(body => $msg{$name});
-	$c->cmd('QUIT');
-	return ($code, $text // '');
+	return $c->send_message($msg{$name}, from => 'sender@example.org', to => ['rcpt@example.net']);
 }
 
 my ($code, $text) = send_msg('clean');

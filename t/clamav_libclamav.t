@@ -24,8 +24,6 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Digest::MD5 qw(md5_hex);
 use File::Temp qw(tempdir);
-use IO::Compress::Zip qw(zip $ZipError);
-use MIME::Base64 qw(encode_base64);
 use Test::More;
 use MilterPeers;
 use SluiceTest;
@@ -43,34 +41,16 @@ my $UNOFFICIAL = qr/\.UNOFFICIAL/;
 
 my $db = tempdir('clamav-db-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{SLUICE_KEEP_TMP});
 chmod 0755, $db;
-MilterPeers::spew("$db/sluice-test.ndb", join '',
-		  map { "$_->[0]:0:*:" . unpack('H*', $_->[1]) . "\n" }
-		  [$EICAR_NAME, MilterPeers::eicar()], [$NDB_NAME, $NDB_STRING]);
+MilterPeers::spew("$db/sluice-test.ndb",
+		  MilterPeers::ndb([$EICAR_NAME, unpack('H*', MilterPeers::eicar())],
+				   [$NDB_NAME, unpack('H*', $NDB_STRING)]));
 MilterPeers::spew("$db/sluice-test.hdb",
 		  md5_hex($HDB_FILE) . ':' . length($HDB_FILE) . ":$HDB_NAME\n");
 
-sub with_attachment {
-	my ($subject, $name, $type, $bytes) = @_;
-	return join "\n", 'From: sender@example.org', 'To: rcpt@example.net',
-		"Subject: $subject", 'MIME-Version: 1.0',
-		'Content-Type: multipart/mixed; boundary="b-sluice"', '',
-		'--b-sluice', 'Content-Type: text/plain; charset=us-ascii', '',
-		'See the attachment.', '', '--b-sluice',
-		"Content-Type: $type; name=\"$name\"", 'Content-Transfer-Encoding: base64',
-		"Content-Disposition: attachment; filename=\"$name\"", '',
-		encode_base64($bytes) . '--b-sluice--', '';
-}
-
-my $zipped;
-zip(\MilterPeers::eicar() => \$zipped, Name => 'eicar.com') or die "zip: $ZipError";
-
 my %msg = (
-	clean => "From: sender\@example.org\nTo: rcpt\@example.net\nSubject: clean\n\nNothing to see here.\n",
-	eicar => "From: sender\@example.org\nTo: rcpt\@example.net\nSubject: eicar\n\n"
-		 . MilterPeers::eicar() . "\n",
-	zip => with_attachment('zip', 'archive.zip', 'application/zip', $zipped),
-	ndb => with_attachment('ndb', 'note.txt', 'text/plain', "a file with $NDB_STRING inside\n"),
-	hdb => with_attachment('hdb', 'known.bin', 'application/octet-stream', $HDB_FILE),
+	MilterPeers::virus_messages(),
+	ndb => MilterPeers::with_attachment('ndb', 'note.txt', 'text/plain', "a file with $NDB_STRING inside\n"),
+	hdb => MilterPeers::with_attachment('hdb', 'known.bin', 'application/octet-stream', $HDB_FILE),
 	new => "From: sender\@example.org\nTo: rcpt\@example.net\nSubject: new\n\n$NEW_STRING\n",
 );
 
@@ -98,11 +78,7 @@ ok(engines_loaded($mark), 'each worker loads the signature database once')
 sub send_msg {
 	my ($name) = @_;
 	my $c = SluiceTest::Client->new(port => $t->port) or return (undef, "connect: $!");
-	my ($code, $text) = $c->hello('client.example');
-	return ($code, $text) unless defined $code && $code eq '250';
-	($code, $text) = $c->transaction(body => $msg{$name});
-	$c->cmd('QUIT');
-	return ($code, $text // '');
+	return $c->send_message($msg{$name}, from => 'sender@example.org', to => ['rcpt@example.net']);
 }
 
 # ---- clean --------------------------------------------------------------

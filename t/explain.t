@@ -11,7 +11,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use SluiceConf qw(conf_dir run_sluice spew $SLUICE $CLEAN_MAIN);
 
-plan skip_all => "$SLUICE is not built" unless -x $SLUICE;
+BAIL_OUT("$SLUICE is not built") unless -x $SLUICE;
 
 my $BASE = $CLEAN_MAIN
     . "plugin_directory = $SluiceConf::ROOT/build/plugins\n"
@@ -254,8 +254,8 @@ EOT
 }
 
 # ---- DNS: the replay waits for the answers (dnsmasq on a loopback port) ----------
-SKIP: {
-	skip 'dnsmasq is not installed', 4 unless -x '/usr/sbin/dnsmasq';
+{
+	BAIL_OUT('dnsmasq is not installed: run scripts/install-deps') unless -x '/usr/sbin/dnsmasq';
 	require DnsTest;
 	# a bound UDP socket nobody reads: queries forwarded there time out
 	my $silent_port = DnsTest::silent_udp_port();

@@ -23,7 +23,7 @@ use SluiceTest qw(wait_until free_port);
 
 my $REDIS = '/usr/bin/redis-server';
 my $CLI = '/usr/bin/redis-cli';
-plan skip_all => 'redis-server is not installed (scripts/install-deps)'
+BAIL_OUT('redis-server is not installed (scripts/install-deps)')
     unless -x $REDIS && -x $CLI;
 
 my $delay = 2;

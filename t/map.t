@@ -14,7 +14,7 @@ use POSIX ();
 use Test::More;
 use SluiceConf qw(conf_dir run_sluice slurp spew $SLUICE);
 
-plan skip_all => "$SLUICE is not built" unless -x $SLUICE;
+BAIL_OUT("$SLUICE is not built") unless -x $SLUICE;
 
 my $top = conf_dir();
 

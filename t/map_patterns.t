@@ -16,7 +16,7 @@ use IPC::Open2;
 use Test::More;
 use SluiceConf qw(conf_dir run_sluice slurp spew $SLUICE);
 
-plan skip_all => "$SLUICE is not built" unless -x $SLUICE;
+BAIL_OUT("$SLUICE is not built") unless -x $SLUICE;
 
 my $top = conf_dir();
 my $POSTMAP = '/usr/sbin/postmap';
@@ -135,8 +135,8 @@ my @unix = (['unix:passwd.byname', qw(root ROOT nobody no-such-user-here)],
 
 # ---- the same answers as postmap -q ---------------------------------------
 
-SKIP: {
-	skip "no $POSTMAP (the postfix package)", 1 unless -x $POSTMAP;
+{
+	BAIL_OUT("no $POSTMAP (the postfix package): run scripts/install-deps") unless -x $POSTMAP;
 	my $pfdir = "$top/postfix";
 	mkdir $pfdir;
 	spew("$pfdir/main.cf", "");	# postmap reads one; defaults are fine

@@ -21,15 +21,13 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use IO::Compress::Zip qw(zip $ZipError);
-use MIME::Base64 qw(encode_base64);
 use Test::More;
 use MilterPeers;
 use PostfixPeer;
 use SluiceTest;
 
 my $why = MilterPeers::Clamd->unavailable || MilterPeers::ClamavMilter->unavailable;
-plan skip_all => $why if $why;
+BAIL_OUT($why) if $why;
 
 my $clamd = MilterPeers::Clamd->new->start;
 my $clamav = MilterPeers::ClamavMilter->new(clamd => $clamd)->start;
@@ -38,40 +36,17 @@ my $t = SluiceTest->new(main => { smtpd_milters => $clamav->spec,
 				  milter_default_action => 'tempfail',
 				  smtpd_peername_lookup => 'no' });
 
-# A MIME message with one attachment (its bytes, base64-encoded).
-sub with_attachment {
-	my ($subject, $name, $type, $bytes) = @_;
-	return join "\n", 'From: sender@example.org', 'To: rcpt@example.net',
-		"Subject: $subject", 'MIME-Version: 1.0',
-		'Content-Type: multipart/mixed; boundary="b-sluice"', '',
-		'--b-sluice', 'Content-Type: text/plain; charset=us-ascii', '',
-		'See the attachment.', '', '--b-sluice',
-		"Content-Type: $type; name=\"$name\"", 'Content-Transfer-Encoding: base64',
-		"Content-Disposition: attachment; filename=\"$name\"", '',
-		encode_base64($bytes) . '--b-sluice--', '';
-}
-
-my $zipped;
-zip(\MilterPeers::eicar() => \$zipped, Name => 'eicar.com') or die "zip: $ZipError";
-
 my %msg = (
-	clean => "From: sender\@example.org\nTo: rcpt\@example.net\nSubject: clean\n\nNothing to see here.\n",
-	eicar => "From: sender\@example.org\nTo: rcpt\@example.net\nSubject: eicar\n\n"
-		 . MilterPeers::eicar() . "\n",
-	custom => with_attachment('custom', 'note.txt', 'text/plain',
-				  "a file with $MilterPeers::Clamd::CUSTOM_STRING inside\n"),
-	zip => with_attachment('zip', 'archive.zip', 'application/zip', $zipped),
+	MilterPeers::virus_messages(),
+	custom => MilterPeers::with_attachment('custom', 'note.txt', 'text/plain',
+					       "a file with $MilterPeers::Clamd::CUSTOM_STRING inside\n"),
 );
 
 # Send message `name` to port; (code, reply text) of the end of data.
 sub send_msg {
 	my ($port, $name) = @_;
 	my $c = SluiceTest::Client->new(port => $port) or return (undef, "connect: $!");
-	my ($code, $text) = $c->hello('client.example');
-	return ($code, $text) unless defined $code && $code eq '250';
-	($code, $text) = $c->transaction(body => $msg{$name});
-	$c->cmd('QUIT');
-	return ($code, $text // '');
+	return $c->send_message($msg{$name}, from => 'sender@example.org', to => ['rcpt@example.net']);
 }
 
 # ---- clean --------------------------------------------------------------
@@ -110,9 +85,9 @@ like($clamav->log_text, qr/infected by Eicar-Test-Signature/,
 
 # ---- the same through Postfix -------------------------------------------
 
-SKIP: {
+{
 	my $pwhy = PostfixPeer->unavailable;
-	skip($pwhy, 5) if $pwhy;
+	BAIL_OUT($pwhy) if $pwhy;
 	my $pf = PostfixPeer->new;
 	$pf->configure(main => { smtpd_milters => $clamav->spec,
 				 milter_default_action => 'tempfail' });

@@ -26,7 +26,7 @@ use PostfixPeer;
 use SluiceTest;
 
 my $why = MilterPeers::Spamd->unavailable || MilterPeers::SpamassMilter->unavailable;
-plan skip_all => $why if $why;
+BAIL_OUT($why) if $why;
 
 my $spamd = MilterPeers::Spamd->new->start;
 my $reject = MilterPeers::SpamassMilter->new(spamd => $spamd, reject => 15)->start;
@@ -104,9 +104,9 @@ $t->stop;
 
 # ---- the same through Postfix -------------------------------------------
 
-SKIP: {
+{
 	my $pwhy = PostfixPeer->unavailable;
-	skip($pwhy, 2) if $pwhy;
+	BAIL_OUT($pwhy) if $pwhy;
 	my $pf = PostfixPeer->new;
 	$pf->configure(main => { smtpd_milters => $reject->spec, milter_default_action => 'tempfail' });
 	$pf->start;

@@ -24,15 +24,14 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use IO::Select;
-use POSIX ();
 use Test::More;
 use PostfixPeer;
 use SluiceTest;
 
 my $why = PostfixPeer->unavailable;
-plan skip_all => $why if $why;
+BAIL_OUT($why) if $why;
 my $MILTERD = $ENV{SLUICE_MILTERD} // "$SluiceTest::ROOT/build/bin/sluice-milterd";   # a wrapper (valgrind) may stand in
-plan skip_all => "$MILTERD not built (make)" unless -x $MILTERD;
+BAIL_OUT("$MILTERD not built (make)") unless -x $MILTERD;
 
 my $t = SluiceTest->new(start => 0, main => {
 	sluice_plugins => 'mdedit',
@@ -151,14 +150,7 @@ my $out = `cc -shared -fPIC -I$SluiceTest::ROOT/plugins -o $pdir/mdedit.so $pdir
 is($?, 0, 'the test plugin builds') or diag($out);
 
 my $mport = SluiceTest::free_port();
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-	open STDIN, '<', '/dev/null';
-	open STDOUT, '>>', $t->dir . '/log' or POSIX::_exit(126);
-	open STDERR, '>&', \*STDOUT or POSIX::_exit(126);
-	SluiceTest::die_with_parent();
-	exec($MILTERD, '-c', $t->dir, '-p', "inet:$mport\@127.0.0.1") or POSIX::_exit(127);
-}
+my $pid = SluiceTest::spawn_logged($t->dir . '/log', $MILTERD, '-c', $t->dir, '-p', "inet:$mport\@127.0.0.1");
 END { kill 'TERM', $pid if $pid; }
 ok($t->wait_log(qr/listening on inet:$mport\@/), 'sluice-milterd starts')
     or BAIL_OUT("sluice-milterd did not start:\n" . $t->log_text);

@@ -28,9 +28,9 @@ use PostfixPeer;
 use SluiceTest;
 
 my $why = PostfixPeer->unavailable;
-plan skip_all => $why if $why;
+BAIL_OUT($why) if $why;
 my $MILTERD = $ENV{SLUICE_MILTERD} // "$FindBin::Bin/../build/bin/sluice-milterd";   # a wrapper (valgrind) may stand in
-plan skip_all => "$MILTERD not built (make)" unless -x $MILTERD;
+BAIL_OUT("$MILTERD not built (make)") unless -x $MILTERD;
 
 my $t = SluiceTest->new(start => 0, main => {
 	sluice_plugins => 'example regex',
@@ -49,15 +49,7 @@ EOF2
 
 # sluice-milterd in the background, its output in the test dir's log.
 my $mport = SluiceTest::free_port();
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-	open STDIN, '<', '/dev/null';
-	open STDOUT, '>>', $t->dir . '/log' or POSIX::_exit(126);
-	open STDERR, '>&', \*STDOUT or POSIX::_exit(126);
-	SluiceTest::die_with_parent();
-	exec($MILTERD, '-c', $t->dir, '-p', "inet:$mport\@127.0.0.1")
-	    or POSIX::_exit(127);
-}
+my $pid = SluiceTest::spawn_logged($t->dir . '/log', $MILTERD, '-c', $t->dir, '-p', "inet:$mport\@127.0.0.1");
 END { kill 'TERM', $pid if $pid; }
 my $line = $t->wait_log(qr/milterd\[\d+\]: listening on inet:$mport\@127\.0\.0\.1, \d+ plugins/);
 ok($line, 'sluice-milterd starts and says where it listens')

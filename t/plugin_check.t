@@ -14,9 +14,9 @@ use Test::More;
 use SluiceConf qw(conf_dir run_sluice $SLUICE $CLEAN_MAIN);
 use SluiceTest;
 
-plan skip_all => "$SLUICE is not built" unless -x $SLUICE;
+BAIL_OUT("$SLUICE is not built") unless -x $SLUICE;
 my $PLUGINS = "$SluiceConf::ROOT/build/plugins";
-plan skip_all => 'the clamav plugin is not built' unless -e "$PLUGINS/clamav.so";
+BAIL_OUT('the clamav plugin is not built') unless -e "$PLUGINS/clamav.so";
 
 my $M = $CLEAN_MAIN . "plugin_directory = $PLUGINS\n";    # lines 1-3
 

@@ -16,7 +16,7 @@ use IO::Socket::INET;
 use SluiceTest qw(wait_until free_port);
 use DnsTest qw(start_dnsmasq silent_udp_port);
 
-plan skip_all => 'dnsmasq is not installed' unless -x '/usr/sbin/dnsmasq';
+BAIL_OUT('dnsmasq is not installed: run scripts/install-deps') unless -x '/usr/sbin/dnsmasq';
 
 # ---- dnsmasq: policy.test -> 127.0.0.1; two.test -> 127.0.0.2 (nobody
 # listens there) and 127.0.0.1, in an order dnsmasq rotates; slow.test is

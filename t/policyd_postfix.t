@@ -33,7 +33,7 @@ use Time::HiRes qw(time sleep);
 use SluiceTest qw(free_port wait_until slurp);
 use PostfixPeer;
 
-plan skip_all => PostfixPeer->unavailable if PostfixPeer->unavailable;
+BAIL_OUT(PostfixPeer->unavailable) if PostfixPeer->unavailable;
 
 my $root = "$FindBin::Bin/..";
 my $policyd = "$root/build/bin/sluice-policyd";
@@ -58,13 +58,7 @@ put("$dir/master.cf", "");
 
 my $pport = free_port();
 my $sock = "$dir/policyd.sock";
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-	SluiceTest::die_with_parent();
-	open STDOUT, '>>', "$dir/policyd.log";
-	open STDERR, '>&', \*STDOUT;
-	exec($policyd, '-c', $dir, '-l', "inet:127.0.0.1:$pport") or POSIX::_exit(127);
-}
+my $pid = SluiceTest::spawn_logged("$dir/policyd.log", $policyd, '-c', $dir, '-l', "inet:127.0.0.1:$pport");
 END { local $?; if ($pid) { kill "TERM", $pid; waitpid $pid, 0 } }
 ok(wait_until(sub { (slurp("$dir/policyd.log") // '') =~ /daemon started -- listening on inet:127\.0\.0\.1:$pport, 3 restrictions/ }, 20),
    'sluice-policyd starts and says where it listens')

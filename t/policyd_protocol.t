@@ -46,14 +46,7 @@ sub start_policyd {
 	    . "queue_directory = $cd/queue\nplugin_directory = $root/build/plugins\n");
 	put("$cd/master.cf", "");
 	my $sock = "$cd/policy.sock";
-	my $pid = fork // die "fork: $!";
-	if ($pid == 0) {
-		SluiceTest::die_with_parent();
-		open STDOUT, '>>', "$cd/log";
-		open STDERR, '>&', \*STDOUT;
-		exec($policyd, '-c', $cd, '-l', "unix:$sock") or POSIX::_exit(127);
-	}
-	push @pids, $pid;
+	push @pids, SluiceTest::spawn_logged("$cd/log", $policyd, '-c', $cd, '-l', "unix:$sock");
 	wait_until(sub { (slurp("$cd/log") // '') =~ /daemon started/ }, 20)
 	    or BAIL_OUT("sluice-policyd did not start:\n" . (slurp("$cd/log") // ''));
 	return $sock;

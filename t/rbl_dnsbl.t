@@ -28,7 +28,7 @@ use SluiceTest qw(wait_until free_port);
 use DnsTest qw(start_dnsmasq silent_udp_port);
 
 my $RBLDNSD = '/usr/sbin/rbldnsd';
-plan skip_all => 'rbldnsd is not installed (scripts/install-deps)' unless -x $RBLDNSD;
+BAIL_OUT('rbldnsd is not installed (scripts/install-deps)') unless -x $RBLDNSD;
 
 # ---- rbldnsd ------------------------------------------------------------------
 

@@ -4,7 +4,8 @@
 # spamd (Debian's packages, installed by scripts/install-deps).
 #
 #   use MilterPeers;
-#   plan skip_all => $why if my $why = MilterPeers::OpenDKIM->unavailable;
+#   my $why = MilterPeers::OpenDKIM->unavailable;
+#   BAIL_OUT($why) if $why;                        # never skip a peer
 #   my $dkim = MilterPeers::OpenDKIM->new(domain => 'example.org')->start;
 #   main.cf:  smtpd_milters = ${\ $dkim->spec }     # inet:127.0.0.1:PORT
 #   my ($ok, $why) = $dkim->verify($message_text);  # a second opendkim, -t
@@ -16,6 +17,9 @@
 #   my $sa     = MilterPeers::SpamassMilter->new(spamd => $spamd,
 #                                                 reject => 15)->start;
 #   MilterPeers::eicar(), MilterPeers::gtube()      # the test strings
+#   my %msg = MilterPeers::virus_messages();        # clean, eicar, zip
+#   MilterPeers::with_attachment($subj, $name, $type, $bytes)
+#   MilterPeers::ndb([name, hex], ...)             # a .ndb database
 #   MilterPeers::sluice_message($t, $id)           # a queued message, as
 #                                                  # its seg records say
 #
@@ -46,9 +50,11 @@ use strict;
 use warnings;
 
 use File::Temp qw(tempdir);
+use IO::Compress::Zip ();
 use IO::Select;
 use IO::Socket::INET;
 use IO::Socket::UNIX;
+use MIME::Base64 ();
 use POSIX qw(WNOHANG);
 use Socket qw(SOCK_DGRAM SOCK_STREAM);
 use Time::HiRes qw(sleep time);
@@ -82,6 +88,38 @@ sub eicar {
 
 sub gtube {
 	return join '', 'XJS*C4JDBQADN1.NSBN3*2IDNEN*', 'GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
+}
+
+# A ClamAV .ndb database (body signatures): one line per [name, hex];
+# target type 0 = any file, offset * = anywhere.
+sub ndb {
+	return join '', map { "$_->[0]:0:*:$_->[1]\n" } @_;
+}
+
+# A MIME message with one attachment (its bytes, base64-encoded).
+sub with_attachment {
+	my ($subject, $name, $type, $bytes) = @_;
+	return join "\n", 'From: sender@example.org', 'To: rcpt@example.net',
+		"Subject: $subject", 'MIME-Version: 1.0',
+		'Content-Type: multipart/mixed; boundary="b-sluice"', '',
+		'--b-sluice', 'Content-Type: text/plain; charset=us-ascii', '',
+		'See the attachment.', '', '--b-sluice',
+		"Content-Type: $type; name=\"$name\"", 'Content-Transfer-Encoding: base64',
+		"Content-Disposition: attachment; filename=\"$name\"", '',
+		MIME::Base64::encode_base64($bytes) . '--b-sluice--', '';
+}
+
+# The messages every virus-scanning test sends: clean, EICAR in the
+# body, and a zip attachment (made here) holding the EICAR file.
+sub virus_messages {
+	my $zipped;
+	IO::Compress::Zip::zip(\eicar() => \$zipped, Name => 'eicar.com')
+	    or die "zip: $IO::Compress::Zip::ZipError";
+	return (
+		clean => "From: sender\@example.org\nTo: rcpt\@example.net\nSubject: clean\n\nNothing to see here.\n",
+		eicar => "From: sender\@example.org\nTo: rcpt\@example.net\nSubject: eicar\n\n" . eicar() . "\n",
+		zip => with_attachment('zip', 'archive.zip', 'application/zip', $zipped),
+	);
 }
 
 # The message sluice queued as `id` (a SluiceTest server): the
@@ -427,9 +465,7 @@ sub start {
 	my $d = $self->{dir};
 	mkdir "$d/db";
 	mkdir "$d/tmp";
-	# name:target type (0 = any file):offset (* = anywhere):hex
-	MilterPeers::spew("$d/db/sluice-test.ndb",
-			  join '', map { "$_->[0]:0:*:$_->[1]\n" } @{ $self->{signatures} });
+	MilterPeers::spew("$d/db/sluice-test.ndb", MilterPeers::ndb(@{ $self->{signatures} }));
 	my $conf = MilterPeers::spew("$d/clamd.conf", <<"EOF");
 LocalSocket $d/clamd.sock
 DatabaseDirectory $d/db

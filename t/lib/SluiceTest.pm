@@ -238,17 +238,25 @@ sub die_with_parent {
 	syscall($SYS_prctl, $PR_SET_PDEATHSIG, 15);
 }
 
-sub start {
-	my ($self) = @_;
-	my $mark = $self->log_mark;
+# Run @argv in the background, stdin /dev/null, stdout and stderr
+# appended to $log, dying with the test (die_with_parent); its pid.
+sub spawn_logged {
+	my ($log, @argv) = @_;
 	my $pid = fork // die "fork: $!";
 	if ($pid == 0) {
 		open STDIN, '<', '/dev/null';
-		open STDOUT, '>>', "$self->{dir}/log" or POSIX::_exit(126);
+		open STDOUT, '>>', $log or POSIX::_exit(126);
 		open STDERR, '>&', \*STDOUT or POSIX::_exit(126);
 		die_with_parent();
-		exec($SLUICE, '-c', $self->{dir}, 'run') or POSIX::_exit(127);
+		exec { $argv[0] } @argv or POSIX::_exit(127);
 	}
+	return $pid;
+}
+
+sub start {
+	my ($self) = @_;
+	my $mark = $self->log_mark;
+	my $pid = spawn_logged("$self->{dir}/log", $SLUICE, '-c', $self->{dir}, 'run');
 	$self->{pid} = $pid;
 	$running{$pid} = 1;
 	my $line = $self->wait_log(qr/daemon started/, $self->{timeout}, from => $mark);
@@ -535,14 +543,15 @@ sub transaction {
 
 # A whole session for one message: the greeting, EHLO client.example,
 # the transaction from alice@example.org to bob@example.net with `body`,
-# QUIT.  The (code, text) of the first reply that is not a success, else
-# of the end of data, and the queue id that reply names.
+# QUIT (`from` and `to` as transaction's may replace the envelope).  The
+# (code, text) of the first reply that is not a success, else of the end
+# of data, and the queue id that reply names.
 sub send_message {
-	my ($self, $body) = @_;
+	my ($self, $body, %envelope) = @_;
 	my ($code, $reply) = $self->hello('client.example');
 	return ($code, $reply) unless defined $code && $code eq '250';
 	($code, $reply) = $self->transaction(from => 'alice@example.org',
-					     to => ['bob@example.net'], body => $body);
+					     to => ['bob@example.net'], %envelope, body => $body);
 	$self->cmd('QUIT');
 	my ($id) = ($reply // '') =~ /queued as (\S+)/;
 	return ($code, $reply // '', $id);
